@@ -1,0 +1,101 @@
+/* The DumpLab hypercall (DIAG 0x500): see docs/GUEST_ABI.md.
+ * Function number in r1, arguments in r2-r6, result in r2 (CONSOLE_READ also sets r3). */
+#ifndef DUMPLAB_HYPERCALL_H
+#define DUMPLAB_HYPERCALL_H
+
+#define HC_CONSOLE_WRITE  1
+#define HC_CONSOLE_READ   2
+#define HC_MACHINE_INFO   3
+#define HC_BLOCK_INFO     4
+#define HC_BLOCK_READ     5
+#define HC_BLOCK_WRITE    6
+#define HC_TRACE          7
+
+#define TRACE_BOOT_STAGE      1
+#define TRACE_CPU_ONLINE      2
+#define TRACE_WORKLOAD_START  3
+#define TRACE_OS_INFO         4
+#define TRACE_HANG            5
+#define TRACE_PANIC           6
+#define TRACE_PROGRAM_CHECK   7
+#define TRACE_SHUTDOWN_ACTION 8
+#define TRACE_RESTART         9
+
+#define BLOCK_SIZE 4096
+
+#ifndef __ASSEMBLER__
+
+struct machine_info {
+	unsigned long memory_size;
+	unsigned int cpu_count;
+	unsigned int ipl_cpu;
+	unsigned long tod_ticks_per_second;
+	unsigned int ipl_devno;
+	unsigned int reserved;
+};
+
+static inline long hypercall(unsigned long fn, unsigned long a, unsigned long b,
+			     unsigned long c, unsigned long d, unsigned long e)
+{
+	register unsigned long r1 asm("1") = fn;
+	register long r2 asm("2") = (long)a;
+	register unsigned long r3 asm("3") = b;
+	register unsigned long r4 asm("4") = c;
+	register unsigned long r5 asm("5") = d;
+	register unsigned long r6 asm("6") = e;
+
+	asm volatile("diag %%r2,%%r4,0x500"
+		     : "+d" (r2), "+d" (r3)
+		     : "d" (r1), "d" (r4), "d" (r5), "d" (r6)
+		     : "memory", "cc");
+	return r2;
+}
+
+static inline void hc_console_write(const char *text, unsigned long len, int level)
+{
+	hypercall(HC_CONSOLE_WRITE, (unsigned long)text, len, level, 0, 0);
+}
+
+static inline void hc_trace(unsigned long id, unsigned long a, unsigned long b,
+			    unsigned long c, unsigned long d)
+{
+	hypercall(HC_TRACE, id, a, b, c, d);
+}
+
+static inline long hc_console_read(char *buf, unsigned long size, int *priority)
+{
+	register unsigned long r1 asm("1") = HC_CONSOLE_READ;
+	register long r2 asm("2") = (long)buf;
+	register unsigned long r3 asm("3") = size;
+
+	asm volatile("diag %%r2,%%r4,0x500"
+		     : "+d" (r2), "+d" (r3) : "d" (r1) : "memory", "cc");
+	if (priority)
+		*priority = (int)r3;
+	return r2;
+}
+
+static inline void hc_machine_info(struct machine_info *info)
+{
+	hypercall(HC_MACHINE_INFO, (unsigned long)info, 0, 0, 0, 0);
+}
+
+static inline long hc_block_info(unsigned int devno)
+{
+	return hypercall(HC_BLOCK_INFO, devno, 0, 0, 0, 0);
+}
+
+static inline long hc_block_read(unsigned int devno, unsigned long block,
+				 unsigned long count, void *buf)
+{
+	return hypercall(HC_BLOCK_READ, devno, block, count, (unsigned long)buf, 0);
+}
+
+static inline long hc_block_write(unsigned int devno, unsigned long block,
+				  unsigned long count, const void *buf)
+{
+	return hypercall(HC_BLOCK_WRITE, devno, block, count, (unsigned long)buf, 0);
+}
+
+#endif
+#endif

@@ -1,0 +1,152 @@
+/* The production kernel's entry points, in the Linux image layout.
+ *
+ *   0x10000  IPL entry (the IPL PSW at absolute 0 points here; 31-bit mode)
+ *   0x10010  kdump entry: this kernel is not a kdump kernel, so a disabled wait, as a Linux
+ *            kernel built without CONFIG_CRASH_DUMP does
+ *   0x10400  parm area: IPL device, initrd, OLDMEM_BASE/SIZE, command line at 0x10480
+ */
+#include "lowcore.h"
+
+#define PT_SIZE 160          /* struct pt_regs: 16 GPRs + PSW, rounded up */
+#define FRAME   160          /* the s390x ABI register save area */
+#define BOOT_STACK_SIZE 16384
+
+	.section .head.text, "ax"
+	.globl	_start
+_start:
+	j	startup
+
+	.org	0x10
+	.globl	kdump_entry
+kdump_entry:
+	larl	%r1, .Lno_kdump_psw
+	lpswe	0(%r1)
+	.balign	8
+.Lno_kdump_psw:
+	.quad	0x0002000180000000, kdump_entry
+
+	.org	0x400
+	.globl	parmarea
+parmarea:
+	.quad	0			/* 0x10400 IPL_DEVICE */
+	.quad	0			/* 0x10408 INITRD_START */
+	.quad	0			/* 0x10410 INITRD_SIZE */
+	.quad	0			/* 0x10418 OLDMEM_BASE */
+	.quad	0			/* 0x10420 OLDMEM_SIZE */
+	.quad	0			/* 0x10428 KERNEL_VERSION */
+	.quad	896			/* 0x10430 MAX_COMMAND_LINE_SIZE */
+	.org	0x480
+	.globl	command_line
+command_line:
+	.fill	896, 1, 0
+	.org	0x1000
+
+	.text
+/* The IPL left us in 31-bit mode with everything disabled. Switch to z/Architecture as Linux
+ * does (the SIGP is accepted and changes nothing here), go 64-bit, clear .bss, call C. */
+startup:
+	lhi	%r1, 1
+	sigp	%r1, %r0, 0x12
+	sam64
+	larl	%r2, __bss_start
+	larl	%r3, __bss_end
+	sgr	%r3, %r2
+	lghi	%r4, 0
+	lghi	%r5, 0
+0:	mvcle	%r2, %r4, 0
+	jo	0b
+	larl	%r15, boot_stack
+	aghi	%r15, BOOT_STACK_SIZE - FRAME
+	xc	0(8, %r15), 0(%r15)
+	brasl	%r14, start_kernel
+	j	stop_here
+
+/* External interruption: registers to the lowcore, a pt_regs on the interrupt stack, C, and
+ * back through the (possibly edited) old PSW. C clears the wait bit of an idle CPU's old PSW so
+ * that the idle loop goes on after the interruption. */
+	.globl	ext_int_handler
+ext_int_handler:
+	stmg	%r0, %r15, LC_SAVE_AREA_ASYNC
+	lg	%r15, LC_KERNEL_STACK
+	aghi	%r15, -(FRAME + PT_SIZE)
+	xc	0(8, %r15), 0(%r15)
+	la	%r2, FRAME(%r15)
+	mvc	0(128, %r2), LC_SAVE_AREA_ASYNC
+	mvc	128(16, %r2), LC_EXT_OLD_PSW
+	brasl	%r14, do_ext_interrupt
+	la	%r2, FRAME(%r15)
+	mvc	LC_EXT_OLD_PSW(16), 128(%r2)
+	lmg	%r0, %r15, 0(%r2)
+	lpswe	LC_EXT_OLD_PSW
+
+	.globl	pgm_check_handler
+pgm_check_handler:
+	stmg	%r0, %r15, LC_SAVE_AREA_SYNC
+	lg	%r15, LC_PGM_STACK
+	aghi	%r15, -(FRAME + PT_SIZE)
+	xc	0(8, %r15), 0(%r15)
+	la	%r2, FRAME(%r15)
+	mvc	0(128, %r2), LC_SAVE_AREA_SYNC
+	mvc	128(16, %r2), LC_PGM_OLD_PSW
+	brasl	%r14, do_program_check
+	la	%r2, FRAME(%r15)
+	mvc	LC_PGM_OLD_PSW(16), 128(%r2)
+	lmg	%r0, %r15, 0(%r2)
+	lpswe	LC_PGM_OLD_PSW
+
+	.globl	svc_handler
+svc_handler:
+	stmg	%r0, %r15, LC_SAVE_AREA_SYNC
+	lg	%r15, LC_PGM_STACK
+	aghi	%r15, -(FRAME + PT_SIZE)
+	xc	0(8, %r15), 0(%r15)
+	la	%r2, FRAME(%r15)
+	mvc	0(128, %r2), LC_SAVE_AREA_SYNC
+	mvc	128(16, %r2), LC_SVC_OLD_PSW
+	brasl	%r14, do_svc
+	la	%r2, FRAME(%r15)
+	mvc	LC_SVC_OLD_PSW(16), 128(%r2)
+	lmg	%r0, %r15, 0(%r2)
+	lpswe	LC_SVC_OLD_PSW
+
+/* Restart interruption (PSW Restart at the HMC, or SIGP restart from another CPU): save the
+ * interrupted registers, switch to the restart stack, call restart_fn(restart_data). */
+	.globl	restart_int_handler
+restart_int_handler:
+	stmg	%r0, %r15, LC_SAVE_AREA_RESTART
+	lg	%r15, LC_RESTART_STACK
+	aghi	%r15, -FRAME
+	xc	0(8, %r15), 0(%r15)
+	lg	%r1, LC_RESTART_FN
+	lg	%r2, LC_RESTART_DATA
+	basr	%r14, %r1
+	j	stop_here
+
+/* call_on_stack(arg, stack_top, fn): run fn(arg) on another stack; fn must not return. */
+	.globl	call_on_stack
+call_on_stack:
+	lgr	%r15, %r3
+	aghi	%r15, -FRAME
+	xc	0(8, %r15), 0(%r15)
+	lgr	%r1, %r4
+	basr	%r14, %r1
+	j	stop_here
+
+/* Something returned that must not: disabled wait, the code is this address. */
+	.globl	stop_here
+stop_here:
+	larl	%r1, .Lstop_psw
+	lpswe	0(%r1)
+
+	.section .rodata
+	.balign	8
+.Lstop_psw:
+	.quad	0x0002000180000000, stop_here
+
+	.section .bss
+	.balign	4096
+	.globl	boot_stack
+boot_stack:
+	.skip	BOOT_STACK_SIZE
+
+	.section .note.GNU-stack, "", @progbits

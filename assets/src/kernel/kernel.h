@@ -1,0 +1,127 @@
+/* The DumpLab production mini-kernel: shared declarations. */
+#ifndef DUMPLAB_KERNEL_H
+#define DUMPLAB_KERNEL_H
+
+#include "libc.h"
+#include "lowcore.h"
+#include "hypercall.h"
+#include "sigp.h"
+
+#define MAX_CPUS        64
+#define PAGE_SIZE       4096UL
+#define MiB             (1UL << 20)
+#define KERNEL_RELEASE  "dumplab-1.0"
+
+#define KERN_EMERG   0
+#define KERN_ALERT   1
+#define KERN_CRIT    2
+#define KERN_ERR     3
+#define KERN_WARNING 4
+#define KERN_NOTICE  5
+#define KERN_INFO    6
+
+/* Lowcore fields of the running CPU: real addresses 0-0x1FFF reach its own prefix area. */
+#define LC_U64(off) (*(volatile unsigned long *)(unsigned long)(off))
+#define LC_U32(off) (*(volatile unsigned int *)(unsigned long)(off))
+#define LC_U16(off) (*(volatile unsigned short *)(unsigned long)(off))
+#define LC_PSW(off) (*(volatile psw_t *)(unsigned long)(off))
+
+#define barrier() asm volatile("" ::: "memory")
+
+struct pt_regs {
+	unsigned long gprs[16];
+	psw_t psw;
+	unsigned long pad[2];
+};
+
+enum shutdown_action { ACTION_STOP = 1, ACTION_DUMP = 2 };
+
+struct boot_params {
+	unsigned long crashkernel_size;
+	unsigned int workload_percent;
+	enum shutdown_action on_panic;
+	enum shutdown_action on_restart;
+	unsigned int dump_devno;
+	int kdump_at_boot;
+};
+
+struct kernel_state {
+	struct machine_info machine;
+	struct boot_params params;
+	unsigned int ncpus;
+	unsigned long crash_base;
+	unsigned long workload_start;
+	unsigned long workload_size;
+	unsigned long boot_tod;
+};
+
+extern struct kernel_state kernel;
+extern char command_line[];
+extern unsigned long heartbeat[MAX_CPUS];
+extern unsigned long lowcore_ptr[MAX_CPUS];
+extern volatile unsigned int workload_lock;
+
+/* head.S */
+void ext_int_handler(void);
+void pgm_check_handler(void);
+void svc_handler(void);
+void restart_int_handler(void);
+void call_on_stack(unsigned long arg, unsigned long stack_top, void (*fn)(unsigned long))
+	__attribute__((noreturn));
+void stop_here(void) __attribute__((noreturn));
+
+/* printk.c */
+void printk(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* cpu.c */
+unsigned int smp_processor_id(void);
+unsigned long get_tod(void);
+void set_clock_comparator(unsigned long tod);
+unsigned long irq_disable(void);
+void irq_enable(void);
+void irq_restore(unsigned long mask);
+void psw_idle(void);
+void disabled_wait(unsigned long code) __attribute__((noreturn));
+void spin_lock(volatile unsigned int *lock);
+void spin_unlock(volatile unsigned int *lock);
+int spin_trylock(volatile unsigned int *lock);
+void write_absolute_u64(unsigned long address, unsigned long value);
+unsigned long uptime_ms(void);
+
+/* setup.c */
+void *memblock_alloc(unsigned long size, unsigned long align);
+
+/* smp.c */
+void smp_detect(void);
+void smp_boot_cpus(void);
+void smp_send_stop(void);
+void smp_stop_self(void) __attribute__((noreturn));
+void setup_lowcore(unsigned int cpu, unsigned long lowcore);
+void smp_emergency_signal(unsigned int cpu);
+
+/* irq.c */
+void arm_tick(void);
+extern volatile unsigned long jiffies;
+extern volatile int command_waiting;
+
+/* os_info.c */
+void os_info_init(void);
+unsigned long os_info_address(void);
+
+/* workload.c */
+void workload_init(void);
+void cpu_loop(unsigned long cpu) __attribute__((noreturn));
+void hang(const char *kind);
+extern volatile int loop_hang;
+
+/* oscmd.c */
+void process_os_commands(void);
+void queue_os_command(const char *text, int priority);
+
+/* panic.c */
+void panic(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+void do_restart(unsigned long data) __attribute__((noreturn));
+const char *action_name(enum shutdown_action action);
+int parse_action(const char *word, enum shutdown_action *action);
+
+#endif

@@ -1,0 +1,120 @@
+/* panic, PSW restart, and the shutdown actions (on_panic, on_restart) that run when there is
+ * no kdump to take over: stop, or dump (re-IPL the stand-alone dumper with DIAG 308). */
+#include "kernel.h"
+
+#define TRIGGER_PANIC   1
+#define TRIGGER_RESTART 2
+
+#define DIAG308_LOAD_NORMAL_DUMP 4
+#define DIAG308_SET              5
+#define IPIB_PBT_CCW             2
+#define IPIB_SIZE                120
+
+static unsigned char ipib[IPIB_SIZE] __attribute__((aligned(8)));
+static volatile unsigned int panic_lock;
+
+const char *action_name(enum shutdown_action action)
+{
+	return action == ACTION_DUMP ? "dump" : "stop";
+}
+
+int parse_action(const char *word, enum shutdown_action *action)
+{
+	if (!strcmp(word, "stop"))
+		*action = ACTION_STOP;
+	else if (!strcmp(word, "dump"))
+		*action = ACTION_DUMP;
+	else
+		return 0;
+	return 1;
+}
+
+static unsigned long diag308(unsigned long subcode, void *address)
+{
+	register unsigned long r2 asm("2") = (unsigned long)address;
+	register unsigned long r3 asm("3") = 0;
+
+	asm volatile("diag %[r2],%[subcode],0x308"
+		     : [r2] "+d" (r2), "+d" (r3) : [subcode] "d" (subcode) : "memory", "cc");
+	return r3;
+}
+
+/* A CCW IPL parameter block for the dump device: list header, then the CCW block with the
+ * load parameter at +8 and the device number at +102. */
+static void build_dump_ipib(unsigned int devno)
+{
+	memset(ipib, 0, sizeof(ipib));
+	*(unsigned int *)&ipib[0] = IPIB_SIZE;
+	ipib[7] = 1;
+	*(unsigned int *)&ipib[8] = IPIB_SIZE - 8;
+	ipib[12] = IPIB_PBT_CCW;
+	memset(&ipib[16], ' ', 8);
+	*(unsigned short *)&ipib[8 + 102] = devno;
+}
+
+static void reipl_dump_device(void)
+{
+	printk(KERN_EMERG, "dump: re-IPL of the stand-alone dumper on device %04x",
+	       kernel.params.dump_devno);
+	build_dump_ipib(kernel.params.dump_devno);
+	diag308(DIAG308_SET, ipib);
+	diag308(DIAG308_LOAD_NORMAL_DUMP, 0);
+	/* Still here: the machine refused the IPL. */
+	printk(KERN_EMERG, "dump: the dump device could not be IPL'd; stopping instead");
+}
+
+void stop_run(unsigned int trigger) __attribute__((noinline, noreturn));
+void stop_run(unsigned int trigger)
+{
+	(void)trigger;
+	disabled_wait((unsigned long)stop_run);
+}
+
+static void run_shutdown_action(unsigned int trigger, enum shutdown_action action) __attribute__((noreturn));
+static void run_shutdown_action(unsigned int trigger, enum shutdown_action action)
+{
+	hc_trace(TRACE_SHUTDOWN_ACTION, trigger, action, 0, 0);
+	printk(KERN_EMERG, "%s: running shutdown action %s",
+	       trigger == TRIGGER_PANIC ? "on_panic" : "on_restart", action_name(action));
+	if (action == ACTION_DUMP)
+		reipl_dump_device();
+	stop_run(trigger);
+}
+
+void panic(const char *fmt, ...)
+{
+	static char message[160];
+	unsigned int cpu = smp_processor_id();
+	va_list ap;
+	int len;
+
+	irq_disable();
+	if (!spin_trylock(&panic_lock))
+		smp_stop_self();	/* another CPU is already panicking */
+	va_start(ap, fmt);
+	len = vsnprintf(message, sizeof(message), fmt, ap);
+	va_end(ap);
+	if (len >= (int)sizeof(message))
+		len = sizeof(message) - 1;
+	printk(KERN_EMERG, "Kernel panic - not syncing: %s", message);
+	printk(KERN_EMERG, "CPU: %u PID: 0 Comm: dumplab Kdump: not loaded", cpu);
+	hc_trace(TRACE_PANIC, cpu, (unsigned long)message, len, 0);
+	smp_send_stop();
+	run_shutdown_action(TRIGGER_PANIC, kernel.params.on_panic);
+}
+
+/* restart_fn of every online CPU: what the HMC's PSW Restart runs. */
+void do_restart(unsigned long data)
+{
+	unsigned int cpu = smp_processor_id();
+	unsigned long old_address = LC_U64(LC_RESTART_OLD_PSW + 8);
+
+	(void)data;
+	irq_disable();
+	if (!spin_trylock(&panic_lock))
+		smp_stop_self();
+	printk(KERN_EMERG, "restart: PSW restart on CPU %u, interrupted at %016lx", cpu, old_address);
+	hc_trace(TRACE_RESTART, cpu, old_address, 0, 0);
+	smp_send_stop();
+	run_shutdown_action(TRIGGER_RESTART, kernel.params.on_restart);
+}

@@ -1,0 +1,151 @@
+"""The DumpLab hypercall (DIAG 0x500): console, machine info, block I/O, trace.
+
+These stand for the SCLP and channel I/O a real machine would use (docs/GUEST_ABI.md,
+docs/FIDELITY.md). Arguments are real addresses of the calling CPU.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING
+
+from unicorn import Uc
+from unicorn.s390x_const import UC_S390X_REG_R0
+
+from machine.clock import TOD_PER_SECOND
+from machine.cpu import Cpu
+from machine.devices import BLOCK_SIZE, DeviceError
+from machine.storage import StorageError
+
+if TYPE_CHECKING:
+    from machine.lpar import Lpar
+
+GPR = [UC_S390X_REG_R0 + i for i in range(16)]
+
+CONSOLE_WRITE = 1
+CONSOLE_READ = 2
+MACHINE_INFO = 3
+BLOCK_INFO = 4
+BLOCK_READ = 5
+BLOCK_WRITE = 6
+TRACE = 7
+
+ERR_NO_DEVICE = -1
+ERR_OUT_OF_RANGE = -2
+ERR_IO = -3
+ERR_BAD_BUFFER = -4
+ERR_UNKNOWN_FUNCTION = -38  # ENOSYS, as KVM's hypercall answers an unknown function
+
+MAX_CONSOLE_WRITE = 4096
+MAX_BLOCK_COUNT = 4096  # 16 MiB per call
+
+
+def _signed(value: int) -> int:
+    return value & (1 << 64) - 1
+
+
+class Hypercalls:
+    """Handles DIAG 0x500 for the LPAR."""
+
+    def __init__(self, lpar: Lpar) -> None:
+        self.lpar = lpar
+        self._functions = {
+            CONSOLE_WRITE: self._console_write,
+            CONSOLE_READ: self._console_read,
+            MACHINE_INFO: self._machine_info,
+            BLOCK_INFO: self._block_info,
+            BLOCK_READ: self._block_read,
+            BLOCK_WRITE: self._block_write,
+            TRACE: self._trace,
+        }
+
+    def call(self, uc: Uc, cpu: Cpu) -> None:
+        function = uc.reg_read(GPR[1])
+        args = [uc.reg_read(GPR[i]) for i in range(2, 7)]
+        handler = self._functions.get(function)
+        result = handler(uc, cpu, *args) if handler else ERR_UNKNOWN_FUNCTION
+        uc.reg_write(GPR[2], _signed(result))
+
+    # Storage through the CPU's prefix: buffers are real addresses.
+    def _read(self, cpu: Cpu, real: int, length: int) -> bytes:
+        if real < 0x2000 or cpu.prefix <= real < cpu.prefix + 0x2000:
+            return bytes(self.lpar.storage.read(cpu.real_to_absolute(real + i), 1)[0] for i in range(length))
+        return self.lpar.storage.read(real, length)
+
+    def _write(self, cpu: Cpu, real: int, data: bytes) -> None:
+        if real < 0x2000 or cpu.prefix <= real < cpu.prefix + 0x2000:
+            for i, byte in enumerate(data):
+                self.lpar.storage.write(cpu.real_to_absolute(real + i), bytes([byte]))
+            return
+        self.lpar.storage.write(real, data)
+
+    def _console_write(self, uc: Uc, cpu: Cpu, address: int, length: int, level: int, *_: int) -> int:
+        length = min(length, MAX_CONSOLE_WRITE)
+        try:
+            text = self._read(cpu, address, length)
+        except StorageError:
+            return ERR_BAD_BUFFER
+        self.lpar.guest_console_output(cpu, text.decode("ascii", errors="replace"), min(level, 7))
+        return 0
+
+    def _console_read(self, uc: Uc, cpu: Cpu, address: int, size: int, *_: int) -> int:
+        command = self.lpar.next_os_command()
+        if command is None:
+            return -1
+        text, priority = command
+        data = text.encode("ascii", errors="replace")[: max(size - 1, 0)]
+        try:
+            self._write(cpu, address, data + b"\0")
+        except StorageError:
+            return ERR_BAD_BUFFER
+        uc.reg_write(GPR[3], 1 if priority else 0)
+        return len(data)
+
+    def _machine_info(self, uc: Uc, cpu: Cpu, address: int, *_: int) -> int:
+        lpar = self.lpar
+        info = struct.pack(">QIIQII", lpar.storage.size, len(lpar.cpus), 0, TOD_PER_SECOND,
+                           lpar.ipl_devno or 0, 0)
+        try:
+            self._write(cpu, address, info)
+        except StorageError:
+            return ERR_BAD_BUFFER
+        return 0
+
+    def _block_info(self, uc: Uc, cpu: Cpu, devno: int, *_: int) -> int:
+        device = self.lpar.devices.get(devno)
+        return device.blocks if device else ERR_NO_DEVICE
+
+    def _block_read(self, uc: Uc, cpu: Cpu, devno: int, block: int, count: int, address: int, *_: int) -> int:
+        device = self.lpar.devices.get(devno)
+        if device is None:
+            return ERR_NO_DEVICE
+        if count > MAX_BLOCK_COUNT or block + count > device.blocks:
+            return ERR_OUT_OF_RANGE
+        try:
+            self.lpar.storage.check(address, count * BLOCK_SIZE)
+            data = device.read_blocks(block, count)
+            self._write(cpu, address, data)
+        except StorageError:
+            return ERR_BAD_BUFFER
+        except (DeviceError, OSError):
+            return ERR_IO
+        return 0
+
+    def _block_write(self, uc: Uc, cpu: Cpu, devno: int, block: int, count: int, address: int, *_: int) -> int:
+        device = self.lpar.devices.get(devno)
+        if device is None:
+            return ERR_NO_DEVICE
+        if count > MAX_BLOCK_COUNT or block + count > device.blocks:
+            return ERR_OUT_OF_RANGE
+        try:
+            data = self._read(cpu, address, count * BLOCK_SIZE)
+            device.write_blocks(block, data)
+        except StorageError:
+            return ERR_BAD_BUFFER
+        except (DeviceError, OSError):
+            return ERR_IO
+        return 0
+
+    def _trace(self, uc: Uc, cpu: Cpu, event_id: int, *args: int) -> int:
+        self.lpar.guest_trace(cpu, event_id, tuple(args[:4]))
+        return 0

@@ -1,0 +1,183 @@
+"""LPAR activation profiles: memory, CPUs, crashkernel, devices, kernel options."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from machine.paths import assets_dir
+
+MiB = 1 << 20
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+MAX_CPUS = 64
+MIN_MEMORY = 64 * MiB
+MAX_MEMORY = 1 << 40
+
+
+class ProfileError(ValueError):
+    """A profile that cannot be used; the message names the field and the problem."""
+
+
+def parse_size(text: str | int) -> int:
+    """'256M' -> 268435456; K/M/G/T suffixes (optionally followed by B or iB); bare ints are bytes."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        return text
+    match = re.fullmatch(r"\s*(\d+)\s*([KMGT]?)(?:i?B)?\s*", str(text), re.IGNORECASE)
+    if not match:
+        raise ValueError(f"bad size '{text}': expected a number with K, M, G or T, like 256M")
+    return int(match.group(1)) * _UNITS[match.group(2).upper()]
+
+
+def format_size(size: int) -> str:
+    """268435456 -> '256M' (the largest unit that divides evenly)."""
+    for unit in ("T", "G", "M", "K"):
+        if size and size % _UNITS[unit] == 0:
+            return f"{size // _UNITS[unit]}{unit}"
+    return str(size)
+
+
+def parse_devno(value: str | int) -> int:
+    """'0100', '0x100', '0.0.0100' or 256 -> 0x0100."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    else:
+        text = str(value).strip().lower()
+        text = text.removeprefix("0.0.").removeprefix("0x")
+        if not re.fullmatch(r"[0-9a-f]{1,4}", text):
+            raise ValueError(f"bad device number '{value}': expected hex like 0100")
+        number = int(text, 16)
+    if not 0 <= number <= 0xFFFF:
+        raise ValueError(f"bad device number '{value}': must be 0000-ffff")
+    return number
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What the HMC's activation profile holds for one LPAR."""
+
+    name: str = "default"
+    memory: int = 256 * MiB
+    cpus: int = 4
+    crashkernel: int = 64 * MiB
+    workload: int = 20
+    kernel_parms: str = ""
+    kdump: bool = False
+    on_panic: str = "stop"
+    on_restart: str = "stop"
+    boot_devno: int = 0x0100
+    dump_devno: int = 0x0200
+    dump_size: int = 0
+
+    def __post_init__(self) -> None:
+        self._validate()
+
+    @property
+    def dump_device_size(self) -> int:
+        """Bytes on the dump device: the profile's value, or room for all memory plus 1 MiB."""
+        return self.dump_size or self.memory + MiB
+
+    def kernel_parms_for_boot(self) -> str:
+        """The kernel command line the boot loader passes: the profile's settings first, so
+        that the operator's own kernel_parms can override them."""
+        words = [
+            f"crashkernel={format_size(self.crashkernel)}" if self.crashkernel else "",
+            f"workload={self.workload}",
+            f"on_panic={self.on_panic}",
+            f"on_restart={self.on_restart}",
+            f"dumpdev=0x{self.dump_devno:04x}",
+            "kdump=1" if self.kdump else "",
+            self.kernel_parms,
+        ]
+        return " ".join(w for w in words if w)
+
+    def _validate(self) -> None:
+        if not 1 <= self.cpus <= MAX_CPUS:
+            raise ProfileError(f"cpus = {self.cpus}: must be 1 to {MAX_CPUS}")
+        if not MIN_MEMORY <= self.memory <= MAX_MEMORY or self.memory % MiB:
+            raise ProfileError(
+                f"memory = {format_size(self.memory)}: must be a whole number of MiB from 64M to 1T"
+            )
+        if self.crashkernel % MiB or self.crashkernel < 0:
+            raise ProfileError(f"crashkernel = {format_size(self.crashkernel)}: must be whole MiB")
+        if self.crashkernel and self.crashkernel > self.memory // 2:
+            raise ProfileError(
+                f"crashkernel = {format_size(self.crashkernel)}: must be at most half of memory "
+                f"({format_size(self.memory // 2)})"
+            )
+        if self.crashkernel and self.crashkernel < 16 * MiB:
+            raise ProfileError(f"crashkernel = {format_size(self.crashkernel)}: must be at least 16M")
+        if not 0 <= self.workload <= 90:
+            raise ProfileError(f"workload = {self.workload}: must be 0 to 90 (percent of memory)")
+        for field in ("on_panic", "on_restart"):
+            if getattr(self, field) not in ("stop", "dump"):
+                raise ProfileError(f"{field} = {getattr(self, field)!r}: must be 'stop' or 'dump'")
+        if self.boot_devno == self.dump_devno:
+            raise ProfileError(f"boot_devno and dump_devno are both {self.boot_devno:04x}")
+        if self.dump_size and self.dump_size % MiB:
+            raise ProfileError(f"dump_size = {self.dump_size}: must be whole MiB")
+        if len(self.kernel_parms) > 700 or "\0" in self.kernel_parms:
+            raise ProfileError("kernel_parms: at most 700 characters, no NUL")
+
+    def replace(self, **overrides: Any) -> "Profile":
+        """A copy with some fields changed (validated; sizes and devnos may be strings)."""
+        return _from_mapping({**dataclasses.asdict(self), **overrides}, origin="override")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Profile":
+        """Read a TOML profile file."""
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text())
+        except OSError as exc:
+            raise ProfileError(f"{path}: cannot read profile: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ProfileError(f"{path}: not valid TOML: {exc}") from None
+        data.setdefault("name", path.stem)
+        return _from_mapping(data, origin=str(path))
+
+    @classmethod
+    def builtin(cls, name: str) -> "Profile":
+        """A profile shipped in assets/profiles/NAME.toml."""
+        path = assets_dir() / "profiles" / f"{name}.toml"
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or not path.is_file():
+            known = ", ".join(builtin_profile_names()) or "none"
+            raise ProfileError(f"unknown profile '{name}' (known: {known})")
+        return cls.load(path)
+
+
+def builtin_profile_names() -> list[str]:
+    return sorted(p.stem for p in (assets_dir() / "profiles").glob("*.toml"))
+
+
+_SIZE_FIELDS = ("memory", "crashkernel", "dump_size")
+_DEVNO_FIELDS = ("boot_devno", "dump_devno")
+_TYPES = {"name": str, "cpus": int, "workload": int, "kernel_parms": str, "kdump": bool,
+          "on_panic": str, "on_restart": str}
+
+
+def _from_mapping(data: dict[str, Any], origin: str) -> Profile:
+    known = {f.name for f in dataclasses.fields(Profile)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ProfileError(f"{origin}: unknown profile field '{unknown[0]}' (fields: {', '.join(sorted(known))})")
+    values = dict(data)
+    try:
+        for key in _SIZE_FIELDS:
+            if key in values:
+                values[key] = parse_size(values[key])
+        for key in _DEVNO_FIELDS:
+            if key in values:
+                values[key] = parse_devno(values[key])
+    except ValueError as exc:
+        raise ProfileError(f"{origin}: {exc}") from None
+    for key, kind in _TYPES.items():
+        if key in values and not (isinstance(values[key], kind) and not (kind is int and isinstance(values[key], bool))):
+            raise ProfileError(f"{origin}: {key} = {values[key]!r}: expected {kind.__name__}")
+    try:
+        return Profile(**values)
+    except ProfileError as exc:
+        raise ProfileError(f"{origin}: {exc}") from None
