@@ -9,9 +9,9 @@ import datetime
 NS_PER_INSTRUCTION = 1
 # TOD clock: bit 51 is one microsecond, so one second is 4_096_000_000 units.
 TOD_PER_SECOND = 4_096_000_000
-_EPOCH_1900 = datetime.datetime(1900, 1, 1, tzinfo=datetime.timezone.utc)
+_EPOCH_1900 = datetime.datetime(1900, 1, 1, tzinfo=datetime.UTC)
 # The virtual machine is activated at 2026-01-01 00:00:00 UTC, always.
-ACTIVATION_TIME = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+ACTIVATION_TIME = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 TOD_AT_ACTIVATION = int((ACTIVATION_TIME - _EPOCH_1900).total_seconds()) * TOD_PER_SECOND
 
 

@@ -17,7 +17,7 @@ from unicorn.s390x_const import (
     UC_S390X_REG_R0,
 )
 
-from machine.engine import RawFields
+from machine.engine import RawFields, flush_tlb
 
 GPRS = [UC_S390X_REG_R0 + i for i in range(16)]
 CRS = [UC_S390X_REG_CR0 + i for i in range(16)]
@@ -101,9 +101,15 @@ class Cpu:
         return self._fields.prefix(self.ctx)
 
     def set_prefix(self, value: int) -> None:
-        """Set the prefix register (only while stopped, as SIGP SET PREFIX requires)."""
-        assert not self.running
-        self._fields.set_prefix(self.ctx, value)
+        """Set the prefix register. On the running CPU this goes through a context round trip
+        and a TLB flush: unicorn's own SPX leaves stale translations of the pages it swaps."""
+        if not self.running:
+            self._fields.set_prefix(self.ctx, value)
+            return
+        live = self._uc.context_save()
+        self._fields.set_prefix(live, value)
+        self._uc.context_restore(live)
+        flush_tlb(self._uc)
 
     def real_to_absolute(self, real: int) -> int:
         """Prefixing: real 0-8K and the prefix area swap places."""

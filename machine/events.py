@@ -8,8 +8,9 @@ everything from here; docs/EVENTS.md documents every kind.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 
 @dataclass(frozen=True)
@@ -228,3 +229,12 @@ class EventLog:
 
     def of_kind(self, kind: str) -> list[Event]:
         return [e for e in self.events if e.kind == kind]
+
+
+@dataclass(frozen=True)
+class FaultEvent(Event):
+    """An instructor injected a fault (machine/faults.py)."""
+
+    kind: ClassVar[str] = "fault"
+    fault: str = ""
+    detail: str = ""

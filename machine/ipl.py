@@ -113,7 +113,6 @@ class IplControl:
             uc.reg_write(rc_register, self._store_ipib(cpu, uc.reg_read(GPR[r1])))
         elif subcode in (DIAG308_CLEAR_RESET, DIAG308_LOAD_NORMAL_RESET):
             self.lpar.defer(lambda: self.lpar.reset_and_load_from_zero(cpu, clear=subcode == DIAG308_CLEAR_RESET))
-            uc.emu_stop()
         elif subcode in (DIAG308_LOAD_CLEAR, DIAG308_LOAD_NORMAL, DIAG308_LOAD_NORMAL_DUMP):
             devno = ipib_devno(self.ipib) if self.ipib else None
             if devno is None or devno not in self.lpar.devices:
@@ -121,7 +120,6 @@ class IplControl:
                 return
             clear = subcode == DIAG308_LOAD_CLEAR
             self.lpar.defer(lambda: self.lpar.reipl(devno, clear=clear))
-            uc.emu_stop()
         else:
             # Unknown subcode: specification exception on the DIAG (the hook already moved the PC).
             self.lpar.program_interruption(uc, cpu, 0x06, 4, self.lpar.current_pc(uc) - 4)

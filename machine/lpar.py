@@ -12,12 +12,12 @@ from __future__ import annotations
 import collections
 import hashlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from unicorn import UC_HOOK_CODE, UC_HOOK_INTR, UC_PROT_ALL, Uc, UcError
-from unicorn.s390x_const import UC_S390X_REG_CR0, UC_S390X_REG_PC
+from unicorn import UC_HOOK_INTR, UC_PROT_ALL, Uc, UcError
+from unicorn.s390x_const import UC_S390X_REG_PC
 
 from machine import interrupts
 from machine.checksums import cksm
@@ -46,7 +46,7 @@ from machine.events import (
     WaitEvent,
 )
 from machine.hypercalls import Hypercalls
-from machine.images import Image, ImageError, image_hook_addresses, load_image
+from machine.images import Image, ImageError, image_hook_addresses
 from machine.ipl import IplControl
 from machine.paths import program_path
 from machine.profile import Profile, format_size
@@ -58,8 +58,10 @@ from machine.system import SystemInstructions, short_psw_to_long
 SLICE_INSTRUCTIONS = 20_000
 # Interruptions one CPU may take in one slice before the slice ends early: a program-check
 # loop (a bad new PSW) must never keep the host inside unicorn.
-MAX_INTERRUPTIONS_PER_SLICE = 2_000
-MAX_PROGRAM_CHECK_EVENTS_PER_SLICE = 4
+MAX_INTERRUPTIONS_PER_SLICE = 16
+# Emulated instructions (exits) one CPU may execute in one slice: the budget restarts after
+# each exit, so this bounds a slice of a CPU that polls the clock in a loop.
+MAX_EXITS_PER_SLICE = 256
 MAX_QUEUED_OS_COMMANDS = 64
 MAX_OS_COMMAND_LENGTH = 240
 _UNREACHABLE = 0xFFFF_FFFF_FFFF_FFFE
@@ -125,11 +127,12 @@ class Lpar:
         self.system = SystemInstructions(self)
         self.hypercalls = Hypercalls(self)
         self.ipl_control = IplControl(self)
-        self._hooked: set[int] = set()
+        self._exits: set[int] = set()
         self._deferred: list[Callable[[], None]] = []
         self._os_commands: collections.deque[tuple[str, bool]] = collections.deque()
         self._service_signal = False
         self._slice_interruptions = 0
+        self._last_program_check: dict[int, tuple[int, int, int]] = {}
         self._interrupt_request = threading.Event()
         self._console_partial: dict[int, str] = {}
 
@@ -236,6 +239,9 @@ class Lpar:
         self.uc = new_engine()
         self.uc.mem_map_ptr(0, self.storage.size, UC_PROT_ALL, self.storage.address)
         self.uc.hook_add(UC_HOOK_INTR, self._on_interrupt)
+        self.uc.ctl_exits_enabled(True)
+        self._exits = set()
+        self._set_exits()
         fields = raw_fields()
         self.cpus = [Cpu(i, self.uc, fields) for i in range(self.profile.cpus)]
         for cpu in self.cpus:
@@ -330,19 +336,31 @@ class Lpar:
 
     def _install_program(self, image: Image) -> None:
         self.program = image
+        self.add_intercepts(image_hook_addresses(image))
         self.flush_code()
-        self.add_code_hooks(image_hook_addresses(image))
 
     def flush_code(self) -> None:
         """Forget translated code: required after any host write of code."""
         self.uc.ctl_flush_tb()
 
-    def add_code_hooks(self, addresses: list[int]) -> None:
-        """Emulate the system instructions at these addresses (see machine/system.py)."""
-        for address in addresses:
-            if address not in self._hooked:
-                self.uc.hook_add(UC_HOOK_CODE, self.system.on_code, begin=address, end=address)
-                self._hooked.add(address)
+    def add_intercepts(self, addresses: list[int]) -> None:
+        """Emulate the system instructions at these addresses (machine/system.py). Translated
+        code is flushed, because exits are only checked when code is translated."""
+        new = set(addresses) - self._exits
+        if new:
+            self._exits |= new
+            self._set_exits()
+            self.flush_code()
+
+    def _set_exits(self) -> None:
+        # An unreachable address keeps the list non-empty.
+        self.uc.ctl_set_exits(sorted(self._exits | {_UNREACHABLE}))
+
+    def _drop_intercept(self, address: int) -> None:
+        """The program at address changed: run what is there natively from now on."""
+        self._exits.discard(address)
+        self._set_exits()
+        self.uc.ctl_remove_cache(address & ~0xFFF, (address & ~0xFFF) + 0x1000)
 
     def reset_and_load_from_zero(self, issuer: Cpu, *, clear: bool) -> None:
         """DIAG 308 subcodes 0/1: reset the other CPUs, then the issuing CPU loads the
@@ -382,7 +400,7 @@ class Lpar:
     def _resume(self, cpu: Cpu) -> None:
         mask, address = cpu.psw
         if interrupts.is_wait(mask):
-            self._enter_wait_state(cpu, mask, address)
+            self.enter_wait_state(cpu, mask, address)
         else:
             self.set_state(cpu, CpuState.OPERATING)
 
@@ -427,8 +445,9 @@ class Lpar:
         store_status(cpu, self.storage, address)
         self.publish(StoreStatusEvent(t=self.clock.now, cpu=cpu.address, address=address, by=by))
 
-    def os_command(self, text: str, priority: bool = False) -> str:
-        """Operating System Messages: send a command to the operating system."""
+    def os_command(self, text: str, priority: bool = False, echo: bool = True) -> str:
+        """Operating System Messages: send a command to the operating system. echo=False
+        leaves it out of the message log (fault injection behind the trainee's back)."""
         self._require_active("send an OS command")
         text = text.strip()
         if not text:
@@ -441,8 +460,9 @@ class Lpar:
             raise HmcError(f"the operating system has not read the last {MAX_QUEUED_OS_COMMANDS} commands")
         self._os_commands.append((text, priority))
         self._service_signal = True
-        self.publish(ConsoleEvent(t=self.clock.now, cpu=None, text=text, level=5, priority=priority,
-                                  source="operator"))
+        if echo:
+            self.publish(ConsoleEvent(t=self.clock.now, cpu=None, text=text, level=5, priority=priority,
+                                      source="operator"))
         return self._ack("oscmd", f"{'Priority command' if priority else 'Command'} sent to the operating system: {text}")
 
     def next_os_command(self) -> tuple[str, bool] | None:
@@ -468,13 +488,8 @@ class Lpar:
             self.publish(CpuStateEvent(t=self.clock.now, cpu=cpu.address, state=str(state),
                                        psw_mask=mask, psw_addr=address))
 
-    def enter_wait(self, cpu: Cpu, mask: int, address: int) -> None:
-        """The running CPU loaded a wait PSW (from the LPSWE/LPSW hook)."""
-        cpu.set_psw(mask, address)
-        self._enter_wait_state(cpu, mask, address)
-        self.uc.emu_stop()
-
-    def _enter_wait_state(self, cpu: Cpu, mask: int, address: int) -> None:
+    def enter_wait_state(self, cpu: Cpu, mask: int, address: int) -> None:
+        """The CPU's PSW is now a wait PSW: enabled wait, or disabled wait with its code."""
         disabled = interrupts.is_disabled_wait(mask)
         if disabled:
             cpu.wait_code = address
@@ -508,16 +523,31 @@ class Lpar:
     def program_interruption(self, uc: Uc, cpu: Cpu, code: int, ilen: int, address: int) -> None:
         """Deliver a program interruption to the running CPU."""
         self._slice_interruptions += 1
-        if self._slice_interruptions <= MAX_PROGRAM_CHECK_EVENTS_PER_SLICE:
-            self.publish(ProgramCheckEvent(t=self.clock.now, cpu=cpu.address, code=code,
-                                           address=address, ilen=ilen))
+        self._report_program_check(cpu, code, address, ilen)
         interrupts.deliver_program(cpu, self.storage, code, ilen or 2, address)
         self._after_new_psw(uc, cpu)
+
+    def _report_program_check(self, cpu: Cpu, code: int, address: int, ilen: int) -> None:
+        """One event per program check, except in a program-check loop (the same check at
+        the same address again and again): one error event says so, then silence."""
+        key = (code, address, 0)
+        last = self._last_program_check.get(cpu.address)
+        if last is not None and last[:2] == key[:2]:
+            if last[2] == 1:
+                self.publish(ErrorEvent(t=self.clock.now, cpu=cpu.address, message=(
+                    f"CPU {cpu.address} is in a program-check loop: code {code:04x} at {address:#x} "
+                    "again and again (Stop it, then Reset)")))
+            self._last_program_check[cpu.address] = (code, address, last[2] + 1)
+            return
+        self._last_program_check[cpu.address] = (code, address, 1)
+        self.publish(ProgramCheckEvent(t=self.clock.now, cpu=cpu.address, code=code,
+                                       address=address, ilen=ilen))
 
     def _after_new_psw(self, uc: Uc, cpu: Cpu) -> None:
         mask, address = cpu.psw
         if interrupts.is_wait(mask):
-            self.enter_wait(cpu, mask, address)
+            self.enter_wait_state(cpu, mask, address)
+            uc.emu_stop()
         elif self._slice_interruptions > MAX_INTERRUPTIONS_PER_SLICE:
             uc.emu_stop()
 
@@ -571,7 +601,7 @@ class Lpar:
             interrupts.deliver_external(cpu, self.storage, external)
         mask, address = cpu.psw
         if interrupts.is_wait(mask):
-            self._enter_wait_state(cpu, mask, address)
+            self.enter_wait_state(cpu, mask, address)
         elif cpu.state != CpuState.OPERATING:
             self.set_state(cpu, CpuState.OPERATING)
 
@@ -668,16 +698,34 @@ class Lpar:
         cpu.running = True
         self.current = cpu
         self._slice_interruptions = 0
+        self.reschedule = False
         try:
             self._deliver_pending(cpu)
             if cpu.state == CpuState.OPERATING or (force and cpu.state == CpuState.STOPPED):
-                uc.emu_start(uc.reg_read(UC_S390X_REG_PC), _UNREACHABLE, count=budget)
+                self._run_slice(uc, cpu, budget)
         except UcError as exc:
             self._check_stop(cpu, f"{exc} at {uc.reg_read(UC_S390X_REG_PC):#x}")
         finally:
             uc.context_update(cpu.ctx)
             cpu.running = False
             self.current = None
+
+    def _run_slice(self, uc: Uc, cpu: Cpu, budget: int) -> None:
+        """Run the loaded CPU for up to budget instructions, carrying out the emulated
+        instructions it stops in front of."""
+        for _ in range(MAX_EXITS_PER_SLICE):
+            uc.emu_start(uc.reg_read(UC_S390X_REG_PC), _UNREACHABLE, count=budget)
+            pc = uc.reg_read(UC_S390X_REG_PC)
+            if pc not in self._exits or self._stop_slice():
+                return
+            if not self.system.handle(uc, cpu, pc):
+                self._drop_intercept(pc)
+            if self._stop_slice() or cpu.state != CpuState.OPERATING or budget == 1:
+                return
+
+    def _stop_slice(self) -> bool:
+        return (self.reschedule or bool(self._deferred) or self._interrupt_request.is_set()
+                or self._slice_interruptions > MAX_INTERRUPTIONS_PER_SLICE)
 
     def defer(self, action: Callable[[], None]) -> None:
         """Run action after the current slice (machine-wide operations from inside a hook)."""
@@ -750,11 +798,6 @@ class Lpar:
         self.publish(ShutdownActionEvent(t=self.clock.now, cpu=cpu.address,
                                          trigger=TRIGGERS.get(args[0], str(args[0])),
                                          action=ACTIONS.get(args[1], str(args[1]))))
-
-    def _trace_generic(self, name: str) -> Callable[["Lpar", Cpu, tuple[int, ...]], None]:
-        def handler(lpar: "Lpar", cpu: Cpu, args: tuple[int, ...]) -> None:
-            lpar.publish(TraceEvent(t=lpar.clock.now, cpu=cpu.address, id=0, name=name, args=args))
-        return handler
 
 
 def _generic(event_id: int, name: str) -> Callable[[Lpar, Cpu, tuple[int, ...]], None]:

@@ -122,12 +122,12 @@ class Profile:
         if len(self.kernel_parms) > 700 or "\0" in self.kernel_parms:
             raise ProfileError("kernel_parms: at most 700 characters, no NUL")
 
-    def replace(self, **overrides: Any) -> "Profile":
+    def replace(self, **overrides: Any) -> Profile:
         """A copy with some fields changed (validated; sizes and devnos may be strings)."""
         return _from_mapping({**dataclasses.asdict(self), **overrides}, origin="override")
 
     @classmethod
-    def load(cls, path: str | Path) -> "Profile":
+    def load(cls, path: str | Path) -> Profile:
         """Read a TOML profile file."""
         path = Path(path)
         try:
@@ -140,7 +140,7 @@ class Profile:
         return _from_mapping(data, origin=str(path))
 
     @classmethod
-    def builtin(cls, name: str) -> "Profile":
+    def builtin(cls, name: str) -> Profile:
         """A profile shipped in assets/profiles/NAME.toml."""
         path = assets_dir() / "profiles" / f"{name}.toml"
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or not path.is_file():

@@ -56,7 +56,7 @@ class CpuStatus:
         return bytes(area)
 
     @classmethod
-    def unpack(cls, area: bytes) -> "CpuStatus":
+    def unpack(cls, area: bytes) -> CpuStatus:
         """Read a save area; the clock comparator comes back shifted left 8 (its low byte lost)."""
         return cls(
             psw_mask=struct.unpack_from(">Q", area, _PSW)[0],

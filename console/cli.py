@@ -1,0 +1,212 @@
+"""`dumplab`: the command-line entry point.
+
+`dumplab run` drives a headless session from commands, a script file or a named scenario.
+The console (TUI) and the other subcommands of docs/DESIGN §6 arrive with later issues.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from console.session import HistoryEntry, Session
+from machine.events import Event
+from machine.paths import assets_dir
+from machine.profile import Profile, ProfileError, parse_size
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+DEFAULT_WORKDIR = Path("dumplab-work")
+
+NO_CONSOLE_YET = (
+    "The DumpLab console (TUI) is not there yet: it arrives with a later issue.\n"
+    "For now, drive the LPAR headless with `dumplab run`, for example:\n"
+    "  dumplab run --scenario boot\n"
+)
+
+
+class UsageError(Exception):
+    """A bad command line: reported with exit status 2."""
+
+
+def scenarios_dir() -> Path:
+    """Where the named scenarios (command scripts) live."""
+    return assets_dir() / "scenarios"
+
+
+def known_scenarios() -> list[str]:
+    """The names `dumplab run --scenario` accepts."""
+    folder = scenarios_dir()
+    if not folder.is_dir():
+        return []
+    return sorted(path.name for path in folder.iterdir()
+                  if path.is_file() and not path.name.startswith("."))
+
+
+def split_commands(text: str) -> list[str]:
+    """Split a -c argument into command lines at `;` and newlines outside quotes."""
+    lines, current, quote = [], [], ""
+    for char in text:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in ";\n":
+            lines.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    lines.append("".join(current))
+    return lines
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for `dumplab` and its subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="dumplab",
+        description="DumpLab: an IBM Z (s390x) HMC dump-workflow trainer.",
+        epilog="Without a subcommand, dumplab will start the console (TUI), which arrives with "
+               "a later issue.")
+    subcommands = parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
+    run = subcommands.add_parser(
+        "run", help="run operator commands headless",
+        description="Run operator commands (docs/COMMANDS.md) against an emulated LPAR without "
+                    "the console, and print what happens.")
+    source = run.add_mutually_exclusive_group(required=True)
+    source.add_argument("-c", dest="commands", metavar="CMDS",
+                        help="commands, separated by ';' or newlines")
+    source.add_argument("file", nargs="?", metavar="FILE", help="a script of commands")
+    source.add_argument("--scenario", metavar="NAME",
+                        help="a named scenario from assets/scenarios/")
+    run.add_argument("--cpus", type=int, metavar="N", help="override the profile's CPU count")
+    run.add_argument("--memory", type=_size, metavar="SIZE",
+                     help="override the profile's memory size (e.g. 512M, 1G)")
+    run.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, metavar="DIR",
+                     help=f"where device and dump files go (default: ./{DEFAULT_WORKDIR})")
+    run.add_argument("--json", action="store_true",
+                     help="print every machine event and command result as a JSON line")
+    return parser
+
+
+def _script(args: argparse.Namespace) -> tuple[str, list[str]]:
+    """The command lines to run and a name for them in messages."""
+    if args.commands is not None:
+        return "-c", split_commands(args.commands)
+    if args.scenario is not None:
+        path = scenarios_dir() / args.scenario
+        if not re.fullmatch(r"[\w.-]+", args.scenario) or not path.is_file():
+            known = ", ".join(known_scenarios()) or "none"
+            raise UsageError(f"unknown scenario '{args.scenario}' (known: {known})")
+        return f"scenario {args.scenario}", path.read_text(encoding="utf-8").splitlines()
+    try:
+        return args.file, Path(args.file).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"cannot read {args.file}: {error}") from None
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    if args.cpus is not None:
+        overrides["cpus"] = args.cpus
+    if args.memory is not None:
+        overrides["memory"] = args.memory
+    if overrides:
+        # Check the values now, so that a bad --cpus is a usage error and not a failed line 1.
+        try:
+            Profile.builtin("default").replace(**overrides)
+        except ProfileError as error:
+            raise UsageError(str(error)) from None
+    return overrides
+
+
+class _Printer:
+    """Writes what a headless run shows: JSON lines, or acknowledgements and console text."""
+
+    def __init__(self, session: Session, out: TextIO, as_json: bool) -> None:
+        self.session = session
+        self.out = out
+        self.as_json = as_json
+
+    def event(self, event: Event) -> None:
+        if self.as_json:
+            self._json(event.to_dict())
+        elif event.kind == "console":
+            stamp = f"[{event.t / 1e9:12.6f}]"
+            for line in str(getattr(event, "text", "")).rstrip("\n").splitlines() or [""]:
+                self.out.write(f"{stamp} {line}\n")
+
+    def result(self, entry: HistoryEntry) -> None:
+        result = entry.result
+        if self.as_json:
+            self._json({"kind": "command", "t": self.session.now(), "line": result.line,
+                        "command": entry.text, "ok": result.ok, "message": result.message,
+                        "data": result.data})
+        elif result.ok:
+            self.out.write(result.message + "\n")
+        self.out.flush()
+
+    def _json(self, record: dict[str, Any]) -> None:
+        self.out.write(json.dumps(record) + "\n")
+
+
+def run_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """`dumplab run`: run the script; 0 if every command succeeded, 1 at the first failure."""
+    source, lines = _script(args)
+    overrides = _overrides(args)
+    with Session(args.workdir, overrides=overrides) as session:
+        printer = _Printer(session, out, args.json)
+        unsubscribe: Callable[[], None] = session.bus.subscribe(printer.event)
+        try:
+            results = session.run_script(lines, on_result=printer.result)
+        finally:
+            unsubscribe()
+    failed = [result for result in results if not result.ok]
+    if failed:
+        err.write(f"dumplab: line {failed[0].line} of {source}: {failed[0].message}\n")
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run `dumplab` with `argv` (default: the process arguments); return the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_request:  # argparse exits on --help and on usage errors
+        return int(exit_request.code or 0)
+    if args.subcommand is None:
+        sys.stdout.write(NO_CONSOLE_YET + "\n")
+        parser.print_help(sys.stdout)
+        return EXIT_OK
+    try:
+        return run_command(args, sys.stdout, sys.stderr)
+    except BrokenPipeError:
+        # The reader went away (`dumplab run --json | head`): stop quietly, as `cat` would.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
+    except UsageError as error:
+        sys.stderr.write(f"dumplab {args.subcommand}: error: {error}\n")
+        return EXIT_USAGE
+    except Exception as error:
+        # A bug, not an operator mistake: one line unless DUMPLAB_DEBUG asks for the traceback.
+        if os.environ.get("DUMPLAB_DEBUG"):
+            raise
+        sys.stderr.write(f"dumplab: internal error: {type(error).__name__}: {error} "
+                         "(set DUMPLAB_DEBUG=1 for the traceback)\n")
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
