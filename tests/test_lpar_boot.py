@@ -5,8 +5,8 @@ from __future__ import annotations
 import struct
 
 import pytest
-
 from conftest import MS, boot_lpar
+
 from machine.checksums import cksm
 
 LC_CPU_NR = 0x380
@@ -77,7 +77,7 @@ def test_workload_fills_its_share_with_recognisable_pages(tmp_path):
     # Memory past the workload and below the crashkernel stays zero.
     crash_base = lpar.storage.size - lpar.profile.crashkernel
     assert lpar.read(crash_base - 4096, 4096) == bytes(4096)
-    assert any(f"workload: CPU 1 filled" in t for t in b.console())
+    assert any("workload: CPU 1 filled" in t for t in b.console())
     lpar.close()
 
 

@@ -7,8 +7,8 @@ import struct
 import time
 
 import pytest
-
 from conftest import MS, boot_lpar
+
 from machine.faults import FaultError, inject
 from machine.lpar import HmcError
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import struct
 
 import pytest
-
 from conftest import MS, boot_lpar
+
 from machine.lpar import HmcError
 from machine.status import CpuStatus
 
@@ -56,7 +56,7 @@ def test_psw_restart_swaps_through_the_prefixed_lowcore(booted):
     prefix = before.prefix
     old_mask, old_addr = struct.unpack(">QQ", lpar.read(prefix + 0x120, 16))
     assert (old_mask, old_addr) == (before.psw_mask, before.psw_addr)
-    new_mask, new_addr = struct.unpack(">QQ", lpar.read(prefix + 0x1A0, 16))
+    _, new_addr = struct.unpack(">QQ", lpar.read(prefix + 0x1A0, 16))
     after = lpar.snapshot().cpus[1]
     # stmg r0,r15,0x300 is 6 bytes long: the CPU ran exactly the handler's first instruction.
     assert after.psw_addr == new_addr + 6 == lpar.symbol("restart_int_handler") + 6
@@ -89,7 +89,7 @@ def test_program_check_is_delivered_with_its_code_and_the_handler_returns(booted
     assert (event.code, event.address, event.ilen) == (1, insn, 2)
     prefix = lpar.snapshot().cpus[event.cpu].prefix
     assert struct.unpack(">HH", lpar.read(prefix + 0x8C, 4)) == (2, 1)  # ilc, operation exception
-    old_mask, old_addr = struct.unpack(">QQ", lpar.read(prefix + 0x150, 16))
+    _, old_addr = struct.unpack(">QQ", lpar.read(prefix + 0x150, 16))
     assert old_addr == insn + 2
     console = booted.console()
     assert any(line.startswith(f"pgmcheck: program check 0001 (operation) at {insn:016x}") for line in console)
