@@ -192,3 +192,17 @@ def test_operations_before_activation_are_refused(tmp_path):
         with pytest.raises(HmcError, match="not activated"):
             operation()
     assert lpar.status == "not activated"
+
+
+def test_diag308_reipl_loads_the_kernel_again_from_its_ipl_device(booted):
+    lpar = booted.lpar
+    lpar.run(10 * MS)
+    first_boot_messages = booted.console().count("smp: Brought up 1 node, 2 CPUs")
+    booted.os_command("reipl", 60 * MS)
+    ipls = booted.log.of_kind("ipl")
+    assert [(e.devno, e.program) for e in ipls] == [(0x100, "kernel"), (0x100, "kernel")]
+    stage = [e for e in booted.log.of_kind("stage") if e.stage == "ipl"][-1]
+    assert stage.detail == "kernel from 0100 (diag308)"
+    assert booted.console().count("smp: Brought up 1 node, 2 CPUs") == first_boot_messages + 1
+    workload = [e for e in booted.log.of_kind("stage") if e.stage == "workload"]
+    assert len(workload) == 2 and workload[1].t > ipls[1].t

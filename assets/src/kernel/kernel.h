@@ -121,6 +121,7 @@ void queue_os_command(const char *text, int priority);
 /* panic.c */
 void panic(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 void do_restart(unsigned long data) __attribute__((noreturn));
+void reipl_boot_device(void);
 const char *action_name(enum shutdown_action action);
 int parse_action(const char *word, enum shutdown_action *action);
 

@@ -54,7 +54,7 @@ static void cmd_help(const char *arg)
 {
 	(void)arg;
 	printk(KERN_INFO, "commands: help | status | echo TEXT | hang spin|wait|deadlock|loop |");
-	printk(KERN_INFO, "  panic [TEXT] | pgmcheck | svc | on_panic stop|dump | on_restart stop|dump");
+	printk(KERN_INFO, "  panic [TEXT] | pgmcheck | svc | on_panic stop|dump | on_restart stop|dump | reipl");
 }
 
 static void cmd_status(const char *arg)
@@ -128,6 +128,12 @@ static void cmd_on_restart(const char *arg)
 	set_action("on_restart", &kernel.params.on_restart, arg);
 }
 
+static void cmd_reipl(const char *arg)
+{
+	(void)arg;
+	reipl_boot_device();
+}
+
 static const struct {
 	const char *name;
 	void (*run)(const char *arg);
@@ -135,6 +141,7 @@ static const struct {
 	{ "help", cmd_help }, { "status", cmd_status }, { "echo", cmd_echo },
 	{ "hang", cmd_hang }, { "panic", cmd_panic }, { "pgmcheck", cmd_pgmcheck },
 	{ "svc", cmd_svc }, { "on_panic", cmd_on_panic }, { "on_restart", cmd_on_restart },
+	{ "reipl", cmd_reipl },
 };
 
 static void run_command(char *text)

@@ -6,6 +6,7 @@
 #define TRIGGER_RESTART 2
 
 #define DIAG308_LOAD_NORMAL_DUMP 4
+#define DIAG308_LOAD_NORMAL      7
 #define DIAG308_SET              5
 #define IPIB_PBT_CCW             2
 #define IPIB_SIZE                120
@@ -41,7 +42,7 @@ static unsigned long diag308(unsigned long subcode, void *address)
 
 /* A CCW IPL parameter block for the dump device: list header, then the CCW block with the
  * load parameter at +8 and the device number at +102. */
-static void build_dump_ipib(unsigned int devno)
+static void build_ccw_ipib(unsigned int devno)
 {
 	memset(ipib, 0, sizeof(ipib));
 	*(unsigned int *)&ipib[0] = IPIB_SIZE;
@@ -56,11 +57,26 @@ static void reipl_dump_device(void)
 {
 	printk(KERN_EMERG, "dump: re-IPL of the stand-alone dumper on device %04x",
 	       kernel.params.dump_devno);
-	build_dump_ipib(kernel.params.dump_devno);
+	build_ccw_ipib(kernel.params.dump_devno);
 	diag308(DIAG308_SET, ipib);
 	diag308(DIAG308_LOAD_NORMAL_DUMP, 0);
 	/* Still here: the machine refused the IPL. */
 	printk(KERN_EMERG, "dump: the dump device could not be IPL'd; stopping instead");
+}
+
+/* The operator's `reipl`: load this kernel again from its IPL device (parm area 0x10400). */
+void reipl_boot_device(void)
+{
+	unsigned int devno = *(volatile unsigned long *)0x10400UL;
+
+	printk(KERN_NOTICE, "reipl: re-IPL from device %04x", devno);
+	irq_disable();
+	smp_send_stop();
+	build_ccw_ipib(devno);
+	diag308(DIAG308_SET, ipib);
+	diag308(DIAG308_LOAD_NORMAL, 0);
+	printk(KERN_ERR, "reipl: the machine refused the re-IPL");
+	irq_enable();
 }
 
 void stop_run(unsigned int trigger) __attribute__((noinline, noreturn));
