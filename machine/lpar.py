@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,10 @@ SLICE_INSTRUCTIONS = 20_000
 # Interruptions one CPU may take in one slice before the slice ends early: a program-check
 # loop (a bad new PSW) must never keep the host inside unicorn.
 MAX_INTERRUPTIONS_PER_SLICE = 16
+# Free-running mode (explicit, for interactive use): each CPU runs this long in host time per
+# round, with no instruction budget, which is several times faster on tight loops but makes the
+# interleaving of CPUs depend on the host.
+FREE_SLICE_US = 2_000
 # Emulated instructions (exits) one CPU may execute in one slice: the budget restarts after
 # each exit, so this bounds a slice of a CPU that polls the clock in a loop.
 MAX_EXITS_PER_SLICE = 256
@@ -110,8 +115,11 @@ class Snapshot:
 class Lpar:
     """One logical partition, driven through HMC operations."""
 
-    def __init__(self, profile: Profile, workdir: Path, bus: EventBus | None = None) -> None:
+    def __init__(self, profile: Profile, workdir: Path, bus: EventBus | None = None,
+                 free_running: bool = False) -> None:
         self.profile = profile
+        # Deterministic by default; free running trades reproducibility for speed.
+        self.free_running = free_running
         self.workdir = Path(workdir)
         self.bus = bus or EventBus()
         self.clock = VirtualClock()
@@ -655,11 +663,16 @@ class Lpar:
         if not ready:
             self._idle_until(limit)
             return
+        started = time.perf_counter_ns()
         for cpu in ready:
             if cpu.state in (CpuState.OPERATING, CpuState.WAIT):
                 self._dispatch(cpu, SLICE_INSTRUCTIONS)
                 self._run_deferred()
-        self._advance(SLICE_INSTRUCTIONS)
+        if self.free_running:
+            # Virtual time follows the host: the round's duration shared by its CPUs.
+            self._advance(max(SLICE_INSTRUCTIONS, (time.perf_counter_ns() - started) // len(ready)))
+        else:
+            self._advance(SLICE_INSTRUCTIONS)
 
     def _is_ready(self, cpu: Cpu) -> bool:
         if cpu.state == CpuState.OPERATING:
@@ -714,7 +727,10 @@ class Lpar:
         """Run the loaded CPU for up to budget instructions, carrying out the emulated
         instructions it stops in front of."""
         for _ in range(MAX_EXITS_PER_SLICE):
-            uc.emu_start(uc.reg_read(UC_S390X_REG_PC), _UNREACHABLE, count=budget)
+            if self.free_running and budget > 1:
+                uc.emu_start(uc.reg_read(UC_S390X_REG_PC), _UNREACHABLE, timeout=FREE_SLICE_US)
+            else:
+                uc.emu_start(uc.reg_read(UC_S390X_REG_PC), _UNREACHABLE, count=budget)
             pc = uc.reg_read(UC_S390X_REG_PC)
             if pc not in self._exits or self._stop_slice():
                 return

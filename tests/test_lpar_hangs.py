@@ -156,3 +156,18 @@ def test_interrupt_from_another_thread_ends_a_long_run(booted):
     lpar.run(100_000 * MS)  # 100 s of virtual time: would take minutes
     assert time.monotonic() - started < 5
     timer.cancel()
+
+
+def test_free_running_mode_boots_and_spins_too(tmp_path):
+    from machine.events import EventBus
+    from machine.lpar import Lpar
+    from machine.profile import Profile
+
+    lpar = Lpar(Profile(cpus=2), tmp_path, EventBus(), free_running=True)
+    lpar.activate()
+    lpar.load(0x100)
+    assert lpar.run_until(lambda e: e.kind == "stage" and e.stage == "workload", 2000 * MS)
+    before = lpar.heartbeats()
+    lpar.run(30 * MS)
+    assert all(a > b for a, b in zip(lpar.heartbeats(), before))
+    lpar.close()

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import boot_lpar
+
 from machine.cpu import CpuState
 from machine.status import CpuStatus
 
