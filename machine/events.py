@@ -81,6 +81,7 @@ class CheckEvent(Event):
     computed: str = ""
     ok: bool = False
     guest_ok: bool | None = None
+    guest_computed: str = ""
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,7 @@ class StoreStatusEvent(Event):
     kind: ClassVar[str] = "store_status"
     address: int = 0x1200
     by: str = "operator"
+    status: dict = field(default_factory=dict)  # what was stored: psw, gprs, crs, ...
 
 
 @dataclass(frozen=True)
@@ -238,3 +240,64 @@ class FaultEvent(Event):
     kind: ClassVar[str] = "fault"
     fault: str = ""
     detail: str = ""
+
+
+@dataclass(frozen=True)
+class KexecEvent(Event):
+    """The kernel loaded (or unloaded) the kdump kernel into the crashkernel region."""
+
+    kind: ClassVar[str] = "kexec"
+    loaded: bool = False
+    segments: int = 0
+    entry: int = 0
+
+
+@dataclass(frozen=True)
+class PurgatoryEvent(Event):
+    """The purgatory finished its checks (mode verify or load; result good or bad)."""
+
+    kind: ClassVar[str] = "purgatory"
+    mode: str = ""
+    result: str = ""
+
+
+@dataclass(frozen=True)
+class NotesSavedEvent(Event):
+    """The purgatory wrote one CPU's ELF notes (pr_pid, prefix, note address)."""
+
+    kind: ClassVar[str] = "notes_saved"
+    pid: int = 0
+    prefix: int = 0
+    address: int = 0
+    size: int = 0
+
+
+@dataclass(frozen=True)
+class KdumpBootEvent(Event):
+    """The kdump kernel reached a step (booted, header checked, ready, saved)."""
+
+    kind: ClassVar[str] = "kdump_boot"
+    step: str = ""
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class DumpProgressEvent(Event):
+    """A dump is being written: bytes done of total."""
+
+    kind: ClassVar[str] = "dump_progress"
+    done: int = 0
+    total: int = 0
+
+
+@dataclass(frozen=True)
+class DumpWrittenEvent(Event):
+    """A dump file is complete (written atomically under path)."""
+
+    kind: ClassVar[str] = "dump_written"
+    path: str = ""
+    format: str = ""
+    bytes: int = 0
+    seconds: float = 0.0
+    pages_written: int = 0
+    pages_skipped: int = 0

@@ -29,6 +29,8 @@ BLOCK_INFO = 4
 BLOCK_READ = 5
 BLOCK_WRITE = 6
 TRACE = 7
+KEXEC_PREPARE = 8
+VMCORE_SAVE = 9
 
 ERR_NO_DEVICE = -1
 ERR_OUT_OF_RANGE = -2
@@ -57,6 +59,8 @@ class Hypercalls:
             BLOCK_READ: self._block_read,
             BLOCK_WRITE: self._block_write,
             TRACE: self._trace,
+            KEXEC_PREPARE: self._kexec_prepare,
+            VMCORE_SAVE: self._vmcore_save,
         }
 
     def call(self, uc: Uc, cpu: Cpu) -> None:
@@ -145,6 +149,13 @@ class Hypercalls:
         except (DeviceError, OSError):
             return ERR_IO
         return 0
+
+    def _kexec_prepare(self, uc: Uc, cpu: Cpu, base: int, size: int, staging: int,
+                       staging_size: int, descriptors: int) -> int:
+        return self.lpar.kdump.prepare(cpu, base, size, staging, staging_size, descriptors)
+
+    def _vmcore_save(self, uc: Uc, cpu: Cpu, header: int, size: int, level: int, *_: int) -> int:
+        return self.lpar.kdump.vmcore_save(cpu, header, size, level)
 
     def _trace(self, uc: Uc, cpu: Cpu, event_id: int, *args: int) -> int:
         self.lpar.guest_trace(cpu, event_id, tuple(args[:4]))

@@ -49,6 +49,7 @@ from machine.events import (
 from machine.hypercalls import Hypercalls
 from machine.images import Image, ImageError, image_hook_addresses
 from machine.ipl import IplControl
+from machine.kdump import KdumpHost
 from machine.paths import program_path
 from machine.profile import Profile, format_size
 from machine.status import SAVE_AREA_ADDRESS, store_status
@@ -60,6 +61,7 @@ SLICE_INSTRUCTIONS = 20_000
 # Interruptions one CPU may take in one slice before the slice ends early: a program-check
 # loop (a bad new PSW) must never keep the host inside unicorn.
 MAX_INTERRUPTIONS_PER_SLICE = 16
+MAX_PROGRAM_CHECK_EVENTS_PER_SLICE = 4
 # Free-running mode (explicit, for interactive use): each CPU runs this long in host time per
 # round, with no instruction budget, which is several times faster on tight loops but makes the
 # interleaving of CPUs depend on the host.
@@ -134,13 +136,17 @@ class Lpar:
         self.reschedule = False
         self.system = SystemInstructions(self)
         self.hypercalls = Hypercalls(self)
+        self.kdump = KdumpHost(self)
         self.ipl_control = IplControl(self)
-        self._exits: set[int] = set()
+        self._program_exits: set[int] = set()
+        self._kexec_exits: set[int] = set()
+        self._exit_set: frozenset[int] = frozenset()
         self._deferred: list[Callable[[], None]] = []
         self._os_commands: collections.deque[tuple[str, bool]] = collections.deque()
         self._service_signal = False
         self._slice_interruptions = 0
         self._last_program_check: dict[int, tuple[int, int, int]] = {}
+        self._looping: set[int] = set()
         self._interrupt_request = threading.Event()
         self._console_partial: dict[int, str] = {}
 
@@ -248,7 +254,8 @@ class Lpar:
         self.uc.mem_map_ptr(0, self.storage.size, UC_PROT_ALL, self.storage.address)
         self.uc.hook_add(UC_HOOK_INTR, self._on_interrupt)
         self.uc.ctl_exits_enabled(True)
-        self._exits = set()
+        self._program_exits, self._kexec_exits = set(), set()
+        self.kdump = KdumpHost(self)
         self._set_exits()
         fields = raw_fields()
         self.cpus = [Cpu(i, self.uc, fields) for i in range(self.profile.cpus)]
@@ -343,32 +350,43 @@ class Lpar:
         self.set_state(ipl_cpu, CpuState.OPERATING)
 
     def _install_program(self, image: Image) -> None:
+        """A program was loaded (IPL): its emulated instructions replace the previous
+        program's, and a crash image loaded by the previous system is forgotten."""
+        self.kdump.image = None
+        self._kexec_exits = set()
+        self.enter_program(image)
+
+    def enter_program(self, image: Image) -> None:
+        """The CPUs now run image (an IPL, or the purgatory entering the kdump kernel)."""
         self.program = image
-        self.add_intercepts(image_hook_addresses(image))
-        self.flush_code()
+        self._program_exits = set(image_hook_addresses(image))
+        self._set_exits()
+
+    def set_kexec_intercepts(self, addresses: list[int]) -> None:
+        """Emulated instructions of the loaded crash image's purgatory (none when unloaded)."""
+        self._kexec_exits = set(addresses)
+        self._set_exits()
+
+    @property
+    def _exits(self) -> set[int]:
+        return self._program_exits | self._kexec_exits
 
     def flush_code(self) -> None:
         """Forget translated code: required after any host write of code."""
         self.uc.ctl_flush_tb()
 
-    def add_intercepts(self, addresses: list[int]) -> None:
-        """Emulate the system instructions at these addresses (machine/system.py). Translated
-        code is flushed, because exits are only checked when code is translated."""
-        new = set(addresses) - self._exits
-        if new:
-            self._exits |= new
-            self._set_exits()
-            self.flush_code()
-
     def _set_exits(self) -> None:
-        # An unreachable address keeps the list non-empty.
-        self.uc.ctl_set_exits(sorted(self._exits | {_UNREACHABLE}))
+        """Exits are only checked when code is translated: flush after every change. An
+        unreachable address keeps the list non-empty."""
+        self._exit_set = frozenset(self._exits)
+        self.uc.ctl_set_exits(sorted(self._exit_set | {_UNREACHABLE}))
+        self.flush_code()
 
     def _drop_intercept(self, address: int) -> None:
         """The program at address changed: run what is there natively from now on."""
-        self._exits.discard(address)
+        self._program_exits.discard(address)
+        self._kexec_exits.discard(address)
         self._set_exits()
-        self.uc.ctl_remove_cache(address & ~0xFFF, (address & ~0xFFF) + 0x1000)
 
     def reset_and_load_from_zero(self, issuer: Cpu, *, clear: bool) -> None:
         """DIAG 308 subcodes 0/1: reset the other CPUs, then the issuing CPU loads the
@@ -450,8 +468,9 @@ class Lpar:
         return self._ack("store", f"Status of CPU {cpu} stored at absolute {SAVE_AREA_ADDRESS:#06x}")
 
     def store_status_of(self, cpu: Cpu, address: int = SAVE_AREA_ADDRESS, by: str = "operator") -> None:
-        store_status(cpu, self.storage, address)
-        self.publish(StoreStatusEvent(t=self.clock.now, cpu=cpu.address, address=address, by=by))
+        stored = store_status(cpu, self.storage, address)
+        self.publish(StoreStatusEvent(t=self.clock.now, cpu=cpu.address, address=address, by=by,
+                                      status=stored.to_dict()))
 
     def os_command(self, text: str, priority: bool = False, echo: bool = True) -> str:
         """Operating System Messages: send a command to the operating system. echo=False
@@ -536,20 +555,24 @@ class Lpar:
         self._after_new_psw(uc, cpu)
 
     def _report_program_check(self, cpu: Cpu, code: int, address: int, ilen: int) -> None:
-        """One event per program check, except in a program-check loop (the same check at
-        the same address again and again): one error event says so, then silence."""
-        key = (code, address, 0)
-        last = self._last_program_check.get(cpu.address)
-        if last is not None and last[:2] == key[:2]:
-            if last[2] == 1:
+        """One event per program check, but a CPU in a program-check loop (more than the
+        slice allows) is reported once, as an error, until it calms down."""
+        if self._slice_interruptions <= MAX_PROGRAM_CHECK_EVENTS_PER_SLICE and cpu.address not in self._looping:
+            self.publish(ProgramCheckEvent(t=self.clock.now, cpu=cpu.address, code=code,
+                                           address=address, ilen=ilen))
+        self._last_program_check[cpu.address] = (code, address, self._slice_interruptions)
+
+    def _note_program_check_loop(self, cpu: Cpu) -> None:
+        """After a slice: report a CPU that hit the interruption limit, once."""
+        if self._slice_interruptions > MAX_INTERRUPTIONS_PER_SLICE:
+            if cpu.address not in self._looping:
+                self._looping.add(cpu.address)
+                code, address, _ = self._last_program_check.get(cpu.address, (0, 0, 0))
                 self.publish(ErrorEvent(t=self.clock.now, cpu=cpu.address, message=(
-                    f"CPU {cpu.address} is in a program-check loop: code {code:04x} at {address:#x} "
-                    "again and again (Stop it, then Reset)")))
-            self._last_program_check[cpu.address] = (code, address, last[2] + 1)
-            return
-        self._last_program_check[cpu.address] = (code, address, 1)
-        self.publish(ProgramCheckEvent(t=self.clock.now, cpu=cpu.address, code=code,
-                                       address=address, ilen=ilen))
+                    f"CPU {cpu.address} is in a program-check loop (last: code {code:04x} at "
+                    f"{address:#x}); Stop it, then Reset or Load")))
+        elif self._slice_interruptions < MAX_PROGRAM_CHECK_EVENTS_PER_SLICE:
+            self._looping.discard(cpu.address)
 
     def _after_new_psw(self, uc: Uc, cpu: Cpu) -> None:
         mask, address = cpu.psw
@@ -716,6 +739,7 @@ class Lpar:
             self._deliver_pending(cpu)
             if cpu.state == CpuState.OPERATING or (force and cpu.state == CpuState.STOPPED):
                 self._run_slice(uc, cpu, budget)
+            self._note_program_check_loop(cpu)
         except UcError as exc:
             self._check_stop(cpu, f"{exc} at {uc.reg_read(UC_S390X_REG_PC):#x}")
         finally:
@@ -732,7 +756,7 @@ class Lpar:
             else:
                 uc.emu_start(uc.reg_read(UC_S390X_REG_PC), _UNREACHABLE, count=budget)
             pc = uc.reg_read(UC_S390X_REG_PC)
-            if pc not in self._exits or self._stop_slice():
+            if pc not in self._exit_set or self._stop_slice():
                 return
             if not self.system.handle(uc, cpu, pc):
                 self._drop_intercept(pc)
@@ -822,6 +846,12 @@ def _generic(event_id: int, name: str) -> Callable[[Lpar, Cpu, tuple[int, ...]],
     return handler
 
 
+def _kdump(method: str) -> Callable[[Lpar, Cpu, tuple[int, ...]], None]:
+    def handler(lpar: Lpar, cpu: Cpu, args: tuple[int, ...]) -> None:
+        getattr(lpar.kdump, method)(cpu, args)
+    return handler
+
+
 _TRACE_HANDLERS: dict[int, Callable[[Lpar, Cpu, tuple[int, ...]], None]] = {
     1: Lpar._trace_boot_stage,
     2: Lpar._trace_cpu_online,
@@ -832,4 +862,15 @@ _TRACE_HANDLERS: dict[int, Callable[[Lpar, Cpu, tuple[int, ...]], None]] = {
     7: _generic(7, "program_check_handled"),
     8: Lpar._trace_shutdown_action,
     9: _generic(9, "restart_handler"),
+    10: _kdump("purgatory_enter"),
+    11: _kdump("purgatory_check"),
+    12: _kdump("purgatory_result"),
+    13: _kdump("notes_saved"),
+    14: _kdump("swap"),
+    15: _kdump("enter_kdump"),
+    16: _kdump("crash_kexec"),
+    17: _kdump("status_stored"),
+    18: _kdump("loaded"),
+    20: _kdump("kdump_boot"),
+    21: _kdump("kdump_check"),
 }

@@ -71,6 +71,8 @@ class Profile:
     boot_devno: int = 0x0100
     dump_devno: int = 0x0200
     dump_size: int = 0
+    dump_level: int = 1  # 1: leave zero pages out of the vmcore (makedumpfile -d 1); 0: all
+    kdump_reipl: bool = True  # the kdump kernel re-IPLs the production system when done
 
     def __post_init__(self) -> None:
         self._validate()
@@ -117,6 +119,8 @@ class Profile:
                 raise ProfileError(f"{field} = {getattr(self, field)!r}: must be 'stop' or 'dump'")
         if self.boot_devno == self.dump_devno:
             raise ProfileError(f"boot_devno and dump_devno are both {self.boot_devno:04x}")
+        if self.dump_level not in (0, 1):
+            raise ProfileError(f"dump_level = {self.dump_level}: must be 0 (everything) or 1 (no zero pages)")
         if self.dump_size and self.dump_size % MiB:
             raise ProfileError(f"dump_size = {self.dump_size}: must be whole MiB")
         if len(self.kernel_parms) > 700 or "\0" in self.kernel_parms:
@@ -156,7 +160,7 @@ def builtin_profile_names() -> list[str]:
 _SIZE_FIELDS = ("memory", "crashkernel", "dump_size")
 _DEVNO_FIELDS = ("boot_devno", "dump_devno")
 _TYPES = {"name": str, "cpus": int, "workload": int, "kernel_parms": str, "kdump": bool,
-          "on_panic": str, "on_restart": str}
+          "on_panic": str, "on_restart": str, "dump_level": int, "kdump_reipl": bool}
 
 
 def _from_mapping(data: dict[str, Any], origin: str) -> Profile:

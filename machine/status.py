@@ -55,6 +55,11 @@ class CpuStatus:
         struct.pack_into(">16Q", area, _CRS, *self.crs)
         return bytes(area)
 
+    def to_dict(self) -> dict[str, object]:
+        """JSON-safe: tuples become lists."""
+        return {name: list(value) if isinstance(value, tuple) else value
+                for name, value in self.__dict__.items()}
+
     @classmethod
     def unpack(cls, area: bytes) -> CpuStatus:
         """Read a save area; the clock comparator comes back shifted left 8 (its low byte lost)."""

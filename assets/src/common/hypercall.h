@@ -10,6 +10,8 @@
 #define HC_BLOCK_READ     5
 #define HC_BLOCK_WRITE    6
 #define HC_TRACE          7
+#define HC_KEXEC_PREPARE  8
+#define HC_VMCORE_SAVE    9
 
 #define TRACE_BOOT_STAGE      1
 #define TRACE_CPU_ONLINE      2
@@ -20,6 +22,17 @@
 #define TRACE_PROGRAM_CHECK   7
 #define TRACE_SHUTDOWN_ACTION 8
 #define TRACE_RESTART         9
+#define TRACE_PURGATORY_ENTER 10
+#define TRACE_PURGATORY_CHECK 11
+#define TRACE_PURGATORY_RESULT 12
+#define TRACE_NOTES_SAVED     13
+#define TRACE_SWAP            14
+#define TRACE_ENTER_KDUMP     15
+#define TRACE_CRASH_KEXEC     16
+#define TRACE_STATUS_STORED   17
+#define TRACE_KEXEC_LOADED    18
+#define TRACE_KDUMP_BOOT      20
+#define TRACE_KDUMP_CHECK     21
 
 #define BLOCK_SIZE 4096
 

@@ -132,6 +132,55 @@ call_on_stack:
 	basr	%r14, %r1
 	j	stop_here
 
+/* store_status_self(area): what the CPU's own store status would store, done by software as
+ * Linux's store_status does before kdump: FPRs, GPRs, PSW, prefix, FPC, CPU timer, clock
+ * comparator, access and control registers, in the save-area layout. The PSW address is the
+ * TRACE hypercall at the end, where the host captures the same registers to compare. */
+	.globl	store_status_self
+store_status_self:
+	lgr	%r3, %r2		/* r3 = area; r1, r2, r4, r5 get their final values now */
+	xc	0x124(4, %r3), 0x124(%r3)	/* TOD programmable register: we never set it */
+	/* From here to the DIAG nothing may change the condition code, which is in the PSW. */
+	epsw	%r4, %r5
+	sllg	%r4, %r4, 32
+	lr	%r4, %r5		/* r4 = PSW mask, condition code included */
+	lghi	%r1, 7			/* HC_TRACE */
+	lghi	%r2, 17			/* TRACE_STATUS_STORED */
+	larl	%r5, .Lstored
+	stmg	%r0, %r15, 0x80(%r3)
+	stg	%r4, 0x100(%r3)
+	stg	%r5, 0x108(%r3)
+	std	%f0, 0x00(%r3)
+	std	%f1, 0x08(%r3)
+	std	%f2, 0x10(%r3)
+	std	%f3, 0x18(%r3)
+	std	%f4, 0x20(%r3)
+	std	%f5, 0x28(%r3)
+	std	%f6, 0x30(%r3)
+	std	%f7, 0x38(%r3)
+	std	%f8, 0x40(%r3)
+	std	%f9, 0x48(%r3)
+	std	%f10, 0x50(%r3)
+	std	%f11, 0x58(%r3)
+	std	%f12, 0x60(%r3)
+	std	%f13, 0x68(%r3)
+	std	%f14, 0x70(%r3)
+	std	%f15, 0x78(%r3)
+	stpx	0x118(%r3)
+	stfpc	0x11c(%r3)
+	stpt	0x128(%r3)
+	stckc	0x130(%r3)
+	/* The save area holds the comparator shifted right 8 bits. */
+	lg	%r0, 0x130(%r3)
+	srlg	%r0, %r0, 8
+	stg	%r0, 0x130(%r3)
+	lg	%r0, 0x80(%r3)		/* r0 as it was stored */
+	stam	%a0, %a15, 0x140(%r3)
+	stctg	%c0, %c15, 0x180(%r3)
+.Lstored:
+	diag	%r2, %r4, 0x500		/* TRACE(STATUS_STORED, area): the host captures here */
+	br	%r14
+
 /* Something returned that must not: disabled wait, the code is this address. */
 	.globl	stop_here
 stop_here:

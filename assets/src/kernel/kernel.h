@@ -107,6 +107,16 @@ extern volatile int command_waiting;
 /* os_info.c */
 void os_info_init(void);
 unsigned long os_info_address(void);
+void os_info_crashkernel_add(unsigned long base, unsigned long size);
+void os_info_entry_add(unsigned int index, unsigned long address, unsigned long size);
+
+/* kexec.c */
+extern int kexec_crash_loaded;
+void kexec_init(void);
+void kdump_load(void);
+void kdump_unload(void);
+void kdump_status(void);
+void crash_kexec(void);
 
 /* workload.c */
 void workload_init(void);

@@ -72,6 +72,29 @@ static unsigned long build_vmcoreinfo(void)
 	return 24 + ((len + 3) & ~3);
 }
 
+static void os_info_update(void)
+{
+	os_info.csum = os_info_csum();
+	hc_trace(TRACE_OS_INFO, (unsigned long)&os_info, os_info.csum, 0, 0);
+}
+
+void os_info_crashkernel_add(unsigned long base, unsigned long size)
+{
+	os_info.crashkernel_addr = base;
+	os_info.crashkernel_size = size;
+	os_info_update();
+}
+
+void os_info_entry_add(unsigned int index, unsigned long address, unsigned long size)
+{
+	struct os_info_entry *entry = &os_info.entry[index];
+
+	entry->addr = address;
+	entry->size = size;
+	entry->csum = address ? cksm((void *)address, size, 0) : 0;
+	os_info_update();
+}
+
 unsigned long os_info_address(void)
 {
 	return (unsigned long)&os_info;

@@ -54,7 +54,8 @@ static void cmd_help(const char *arg)
 {
 	(void)arg;
 	printk(KERN_INFO, "commands: help | status | echo TEXT | hang spin|wait|deadlock|loop |");
-	printk(KERN_INFO, "  panic [TEXT] | pgmcheck | svc | on_panic stop|dump | on_restart stop|dump | reipl");
+	printk(KERN_INFO, "  panic [TEXT] | pgmcheck | svc | on_panic stop|dump | on_restart stop|dump | reipl |");
+	printk(KERN_INFO, "  kdump load|unload|status");
 }
 
 static void cmd_status(const char *arg)
@@ -69,8 +70,9 @@ static void cmd_status(const char *arg)
 		       lowcore_ptr[cpu]);
 		filled += heartbeat[cpu] ? 1 : 0;
 	}
-	printk(KERN_INFO, "status: crashkernel %luMB at %016lx, kdump not loaded, on_panic %s, on_restart %s",
+	printk(KERN_INFO, "status: crashkernel %luMB at %016lx, kdump %s, on_panic %s, on_restart %s",
 	       kernel.params.crashkernel_size >> 20, kernel.crash_base,
+	       kexec_crash_loaded ? "loaded" : "not loaded",
 	       action_name(kernel.params.on_panic), action_name(kernel.params.on_restart));
 	(void)filled;
 }
@@ -134,6 +136,18 @@ static void cmd_reipl(const char *arg)
 	reipl_boot_device();
 }
 
+static void cmd_kdump(const char *arg)
+{
+	if (!strcmp(arg, "load"))
+		kdump_load();
+	else if (!strcmp(arg, "unload"))
+		kdump_unload();
+	else if (!strcmp(arg, "status") || !*arg)
+		kdump_status();
+	else
+		printk(KERN_ERR, "kdump: '%s' is not load, unload or status", arg);
+}
+
 static const struct {
 	const char *name;
 	void (*run)(const char *arg);
@@ -141,7 +155,7 @@ static const struct {
 	{ "help", cmd_help }, { "status", cmd_status }, { "echo", cmd_echo },
 	{ "hang", cmd_hang }, { "panic", cmd_panic }, { "pgmcheck", cmd_pgmcheck },
 	{ "svc", cmd_svc }, { "on_panic", cmd_on_panic }, { "on_restart", cmd_on_restart },
-	{ "reipl", cmd_reipl },
+	{ "reipl", cmd_reipl }, { "kdump", cmd_kdump },
 };
 
 static void run_command(char *text)

@@ -113,9 +113,11 @@ void panic(const char *fmt, ...)
 	if (len >= (int)sizeof(message))
 		len = sizeof(message) - 1;
 	printk(KERN_EMERG, "Kernel panic - not syncing: %s", message);
-	printk(KERN_EMERG, "CPU: %u PID: 0 Comm: dumplab Kdump: not loaded", cpu);
+	printk(KERN_EMERG, "CPU: %u PID: 0 Comm: dumplab Kdump: %s", cpu,
+	       kexec_crash_loaded ? "loaded" : "not loaded");
 	hc_trace(TRACE_PANIC, cpu, (unsigned long)message, len, 0);
 	smp_send_stop();
+	crash_kexec();
 	run_shutdown_action(TRIGGER_PANIC, kernel.params.on_panic);
 }
 
@@ -132,5 +134,6 @@ void do_restart(unsigned long data)
 	printk(KERN_EMERG, "restart: PSW restart on CPU %u, interrupted at %016lx", cpu, old_address);
 	hc_trace(TRACE_RESTART, cpu, old_address, 0, 0);
 	smp_send_stop();
+	crash_kexec();
 	run_shutdown_action(TRIGGER_RESTART, kernel.params.on_restart);
 }

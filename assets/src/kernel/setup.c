@@ -118,7 +118,10 @@ void start_kernel(void)
 	setup_lowcore(0, (unsigned long)memblock_alloc(LOWCORE_SIZE, LOWCORE_SIZE));
 	hc_trace(TRACE_BOOT_STAGE, 2, 1, 0, 0);
 	os_info_init();
+	kexec_init();
 	hc_trace(TRACE_BOOT_STAGE, 3, 1, 0, 0);
+	if (kernel.params.kdump_at_boot)
+		kdump_load();
 	smp_detect();
 	workload_init();
 	smp_boot_cpus();

@@ -1,0 +1,83 @@
+/* The kdump (capture) kernel's entry points, in the Linux image layout.
+ *
+ *   0x10000  normal entry: this kernel only runs as a kdump kernel, so a disabled wait
+ *   0x10010  kdump entry: the purgatory jumps here in 64-bit mode after the swap
+ *   0x10400  parm area: OLDMEM_BASE/SIZE at 0x10418/0x10420, command line at 0x10480
+ */
+#define BOOT_STACK_SIZE 16384
+
+	.section .head.text, "ax"
+	.globl	_start
+_start:
+	larl	%r1, .Lnot_kdump_psw
+	lpswe	0(%r1)
+
+	.org	0x10
+	.globl	kdump_entry
+kdump_entry:
+	lhi	%r1, 2			/* z/Architecture (dump), as head_kdump.S does */
+	sigp	%r1, %r0, 0x12
+	sam64
+	larl	%r2, __bss_start
+	larl	%r3, __bss_end
+	sgr	%r3, %r2
+	lghi	%r4, 0
+	lghi	%r5, 0
+0:	mvcle	%r2, %r4, 0
+	jo	0b
+	larl	%r15, boot_stack
+	aghi	%r15, BOOT_STACK_SIZE - 160
+	xc	0(8, %r15), 0(%r15)
+	brasl	%r14, kdump_main
+	j	kdump_stop
+
+	.balign	8
+.Lnot_kdump_psw:
+	.quad	0x0002000180000000, _start
+
+	.org	0x400
+	.globl	parmarea
+parmarea:
+	.quad	0			/* 0x10400 IPL_DEVICE */
+	.quad	0			/* 0x10408 INITRD_START */
+	.quad	0			/* 0x10410 INITRD_SIZE */
+	.quad	0			/* 0x10418 OLDMEM_BASE */
+	.quad	0			/* 0x10420 OLDMEM_SIZE */
+	.quad	0			/* 0x10428 KERNEL_VERSION */
+	.quad	896			/* 0x10430 MAX_COMMAND_LINE_SIZE */
+	.org	0x480
+	.globl	command_line
+command_line:
+	.fill	896, 1, 0
+	.org	0x1000
+
+	.text
+/* A program check in the kdump kernel: nothing to save any more; stop with the PSW address
+ * of the failing instruction's successor as the code. */
+	.globl	kdump_program_check
+kdump_program_check:
+	larl	%r1, .Lpgm_psw
+	mvc	8(8, %r1), 0x158	/* the program old PSW's address */
+	lpswe	0(%r1)
+	.globl	kdump_stop
+kdump_stop:
+	larl	%r1, .Lstop_psw
+	lpswe	0(%r1)
+
+	.section .rodata
+	.balign	8
+.Lstop_psw:
+	.quad	0x0002000180000000, kdump_stop
+
+	.section .data
+	.balign	8
+.Lpgm_psw:
+	.quad	0x0002000180000000, 0
+
+	.section .bss
+	.balign	4096
+	.globl	boot_stack
+boot_stack:
+	.skip	BOOT_STACK_SIZE
+
+	.section .note.GNU-stack, "", @progbits

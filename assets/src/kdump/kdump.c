@@ -1,0 +1,356 @@
+/* The kdump kernel: boots in [0, crash_size) after the purgatory's swap, checks the ELF core
+ * header and its notes, reads VMCOREINFO through the old system's os_info, presents old
+ * memory with the swap undone, has the vmcore saved, and re-IPLs the production system. */
+#include "libc.h"
+#include "lowcore.h"
+#include "hypercall.h"
+#include "cksm.h"
+#include "kexec.h"
+
+#define KERNEL_RELEASE "dumplab-kdump-1.0"
+#define OS_INFO_MAGIC 0x4f53494e464f535aUL
+#define PAGE_SIZE 4096UL
+#define PT_NOTE 4
+#define PT_LOAD 1
+
+#define KERN_EMERG 0
+#define KERN_ERR 3
+#define KERN_WARNING 4
+#define KERN_NOTICE 5
+#define KERN_INFO 6
+
+/* KDUMP_BOOT steps and KDUMP_CHECK kinds (docs/GUEST_ABI.md). */
+#define BOOT_STARTED     1
+#define BOOT_HEADER_OK   2
+#define BOOT_READY       3
+#define BOOT_SAVED       4
+#define CHECK_ELF_HEADER 1
+#define CHECK_OLD_OS_INFO 2
+#define CHECK_VMCOREINFO 3
+
+/* Disabled-wait codes of the kdump kernel. */
+#define WAIT_DONE        0x0000UL
+#define WAIT_BAD_HEADER  0x4B01UL
+#define WAIT_SAVE_FAILED 0x4B02UL
+
+extern char command_line[];
+extern void kdump_program_check(void);
+
+struct elf64_ehdr {
+	unsigned char ident[16];
+	unsigned short type, machine;
+	unsigned int version;
+	unsigned long entry, phoff, shoff;
+	unsigned int flags;
+	unsigned short ehsize, phentsize, phnum, shentsize, shnum, shstrndx;
+};
+
+struct elf64_phdr {
+	unsigned int type, flags;
+	unsigned long offset, vaddr, paddr, filesz, memsz, align;
+};
+
+static struct {
+	unsigned long oldmem_base;
+	unsigned long oldmem_size;
+	unsigned long elfcorehdr;
+	unsigned long dump_level;
+	int reipl;
+} kdump = { .dump_level = 1, .reipl = 1 };
+
+static void printk(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void printk(int level, const char *fmt, ...)
+{
+	char line[256];
+	va_list ap;
+	int len;
+
+	va_start(ap, fmt);
+	len = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+	va_end(ap);
+	if (len > (int)sizeof(line) - 2)
+		len = sizeof(line) - 2;
+	line[len++] = '\n';
+	hc_console_write(line, len, level);
+}
+
+static void stop(unsigned long code) __attribute__((noreturn));
+static void stop(unsigned long code)
+{
+	psw_t psw = { PSW_MASK_WAIT | PSW_MASK_64, code };
+
+	asm volatile("lpswe 0(%0)" : : "a" (&psw) : "memory");
+	__builtin_unreachable();
+}
+
+/* --- old memory, with the swap undone ----------------------------------------------------- */
+
+static unsigned long old_to_new(unsigned long old)
+{
+	if (old < kdump.oldmem_size)
+		return old + kdump.oldmem_base;
+	if (old >= kdump.oldmem_base && old < kdump.oldmem_base + kdump.oldmem_size)
+		return old - kdump.oldmem_base;
+	return old;
+}
+
+static void copy_oldmem(void *to, unsigned long old, unsigned long len)
+{
+	memcpy(to, (const void *)old_to_new(old), len);
+}
+
+static unsigned long old_u64(unsigned long old)
+{
+	unsigned long value;
+
+	copy_oldmem(&value, old, 8);
+	return value;
+}
+
+/* --- command line --------------------------------------------------------------------------- */
+
+static void parse_command_line(void)
+{
+	const char *p = command_line;
+
+	while (*p) {
+		while (*p == ' ')
+			p++;
+		if (!strncmp(p, "elfcorehdr=", 11))
+			kdump.elfcorehdr = strtoul(p + 11, NULL, 0);
+		else if (!strncmp(p, "dump_level=", 11))
+			kdump.dump_level = strtoul(p + 11, NULL, 0);
+		else if (!strncmp(p, "reipl=", 6))
+			kdump.reipl = strtoul(p + 6, NULL, 0) != 0;
+		while (*p && *p != ' ')
+			p++;
+	}
+}
+
+/* --- the ELF core header --------------------------------------------------------------------- */
+
+static struct elf64_ehdr *header(void)
+{
+	return (struct elf64_ehdr *)kdump.elfcorehdr;
+}
+
+static struct elf64_phdr *phdr(unsigned int i)
+{
+	return (struct elf64_phdr *)(kdump.elfcorehdr + header()->phoff) + i;
+}
+
+static int header_valid(void)
+{
+	const struct elf64_ehdr *h = header();
+	int ok = kdump.elfcorehdr && !memcmp(h->ident, "\177ELF\2\2\1", 7) && h->type == 4 &&
+		 h->machine == 22 && h->phoff == 64 && h->phentsize == 56 && h->phnum >= 2 &&
+		 phdr(0)->type == PT_NOTE;
+
+	hc_trace(TRACE_KDUMP_CHECK, CHECK_ELF_HEADER, ok, kdump.elfcorehdr, 0);
+	if (!ok)
+		printk(KERN_ERR, "kdump: elfcorehdr at %016lx is not a valid s390x ELF core header",
+		       kdump.elfcorehdr);
+	return ok;
+}
+
+/* Walk the notes the purgatory wrote; say which CPUs they describe. */
+static unsigned int report_cpus(void)
+{
+	const struct elf64_phdr *note = phdr(0);
+	const unsigned char *p = (const unsigned char *)note->offset;
+	const unsigned char *end = p + note->filesz;
+	unsigned int cpus = 0, prefix = 0;
+	const unsigned char *prstatus = NULL;
+
+	while (p + 12 <= end) {
+		unsigned int namesz, descsz, type;
+		const unsigned char *desc;
+
+		memcpy(&namesz, p, 4);
+		memcpy(&descsz, p + 4, 4);
+		memcpy(&type, p + 8, 4);
+		desc = p + 12 + ((namesz + 3) & ~3U);
+		if (type == 1) {
+			prstatus = desc;
+			cpus++;
+		} else if (type == 0x305 && prstatus) {
+			unsigned int pid;
+			unsigned long psw[2];
+
+			memcpy(&prefix, desc, 4);
+			memcpy(&pid, prstatus + 32, 4);
+			memcpy(psw, prstatus + 112, 16);
+			printk(KERN_INFO, "kdump: CPU pid %u: PSW %016lx %016lx prefix %08x", pid,
+			       psw[0], psw[1], prefix);
+		}
+		p = desc + ((descsz + 3) & ~3U);
+	}
+	return cpus;
+}
+
+/* --- os_info and VMCOREINFO of the old system ------------------------------------------------ */
+
+static unsigned char old_os_info[PAGE_SIZE] __attribute__((aligned(8)));
+static char vmcoreinfo[PAGE_SIZE];
+
+static int read_old_os_info(void)
+{
+	unsigned long address = old_u64(LC_OS_INFO);
+	unsigned long magic, crash_addr, crash_size;
+	unsigned int csum;
+	int ok;
+
+	if (!address || address & (PAGE_SIZE - 1)) {
+		printk(KERN_WARNING, "os_info: no os_info in the old system (pointer %016lx)", address);
+		hc_trace(TRACE_KDUMP_CHECK, CHECK_OLD_OS_INFO, 0, address, 0);
+		return 0;
+	}
+	copy_oldmem(old_os_info, address, PAGE_SIZE);
+	memcpy(&magic, old_os_info, 8);
+	memcpy(&csum, old_os_info + 8, 4);
+	ok = magic == OS_INFO_MAGIC && csum == cksm(old_os_info + 0x0C, PAGE_SIZE - 0x0C, 0);
+	hc_trace(TRACE_KDUMP_CHECK, CHECK_OLD_OS_INFO, ok, address, 0);
+	if (!ok) {
+		printk(KERN_WARNING, "os_info: checksum failed (os_info at %016lx)", address);
+		return 0;
+	}
+	memcpy(&crash_addr, old_os_info + 0x10, 8);
+	memcpy(&crash_size, old_os_info + 0x18, 8);
+	printk(KERN_INFO, "os_info: crashkernel: addr=0x%lx size=%lu", crash_addr, crash_size);
+	return 1;
+}
+
+/* VMCOREINFO from os_info entry 0 if it checks out, else through the lowcore pointer 0xE0C. */
+static unsigned long read_vmcoreinfo(int os_info_ok)
+{
+	unsigned long addr = 0, size = 0, note = 0;
+	unsigned int csum = 0, namesz, descsz;
+	unsigned char header_bytes[12];
+
+	if (os_info_ok) {
+		memcpy(&addr, old_os_info + 0x20, 8);
+		memcpy(&size, old_os_info + 0x28, 8);
+		memcpy(&csum, old_os_info + 0x30, 4);
+		if (addr && size && size <= PAGE_SIZE) {
+			copy_oldmem(vmcoreinfo, addr, size);
+			if (cksm(vmcoreinfo, size, 0) == csum) {
+				printk(KERN_INFO, "os_info: entry 0: copied (addr=0x%lx size=%lu)", addr, size);
+				note = addr;
+			} else {
+				printk(KERN_WARNING, "os_info: entry 0: checksum failed (addr=0x%lx size=%lu)",
+				       addr, size);
+			}
+		}
+	}
+	if (!note) {
+		copy_oldmem(&note, LC_VMCORE_INFO, 8);
+		printk(KERN_INFO, "kdump: VMCOREINFO through the lowcore pointer 0xE0C: %016lx", note);
+	}
+	if (!note)
+		return 0;
+	copy_oldmem(header_bytes, note, 12);
+	memcpy(&namesz, header_bytes, 4);
+	memcpy(&descsz, header_bytes + 4, 4);
+	if (namesz != 11 || descsz > PAGE_SIZE - 24) {
+		hc_trace(TRACE_KDUMP_CHECK, CHECK_VMCOREINFO, 0, note, 0);
+		return 0;
+	}
+	size = 24 + ((descsz + 3) & ~3U);
+	copy_oldmem(vmcoreinfo, note, size);
+	hc_trace(TRACE_KDUMP_CHECK, CHECK_VMCOREINFO, 1, note, size);
+	return size;
+}
+
+/* Put VMCOREINFO last in the PT_NOTE, after the CPUs' notes, as a kernel vmcore has it. */
+static void append_vmcoreinfo(unsigned long size)
+{
+	struct elf64_phdr *note = phdr(0);
+
+	if (!size)
+		return;
+	memcpy((void *)(note->offset + note->filesz), vmcoreinfo, size);
+	note->filesz += size;
+	note->memsz = note->filesz;
+}
+
+/* --- re-IPL of the production system ------------------------------------------------------- */
+
+static unsigned char ipib[120] __attribute__((aligned(8)));
+
+static unsigned long diag308(unsigned long subcode, void *address)
+{
+	register unsigned long r2 asm("2") = (unsigned long)address;
+	register unsigned long r3 asm("3") = 0;
+
+	asm volatile("diag %[r2],%[subcode],0x308"
+		     : [r2] "+d" (r2), "+d" (r3) : [subcode] "d" (subcode) : "memory", "cc");
+	return r3;
+}
+
+static void reipl_production(void)
+{
+	unsigned int devno = old_u64(0x10400);
+
+	printk(KERN_NOTICE, "kdump: re-IPL of the production system from device %04x", devno);
+	memset(ipib, 0, sizeof(ipib));
+	*(unsigned int *)&ipib[0] = sizeof(ipib);
+	ipib[7] = 1;
+	*(unsigned int *)&ipib[8] = sizeof(ipib) - 8;
+	ipib[12] = 2;
+	memset(&ipib[16], ' ', 8);
+	*(unsigned short *)&ipib[8 + 102] = devno;
+	diag308(5, ipib);
+	diag308(3, 0);	/* load clear: the dump is saved, the old memory is not needed */
+	printk(KERN_ERR, "kdump: re-IPL refused");
+}
+
+/* --- main -------------------------------------------------------------------------------------- */
+
+static void setup_lowcore(void)
+{
+	psw_t *pgm_new = (psw_t *)(unsigned long)LC_PGM_NEW_PSW;
+
+	pgm_new->mask = PSW_MASK_64;
+	pgm_new->addr = (unsigned long)kdump_program_check;
+}
+
+void kdump_main(void)
+{
+	struct machine_info info;
+	unsigned int cpus;
+	unsigned long vmcoreinfo_size;
+	long rc;
+
+	setup_lowcore();
+	kdump.oldmem_base = *(volatile unsigned long *)0x10418UL;
+	kdump.oldmem_size = *(volatile unsigned long *)0x10420UL;
+	hc_machine_info(&info);
+	parse_command_line();
+	printk(KERN_NOTICE, "Linux version " KERNEL_RELEASE " (DumpLab kdump kernel, s390x)");
+	printk(KERN_NOTICE, "Kernel command line: %s", command_line);
+	printk(KERN_INFO, "setup: The maximum memory size is %luMB", kdump.oldmem_size >> 20);
+	printk(KERN_INFO, "kdump: OLDMEM_BASE=0x%lx OLDMEM_SIZE=0x%lx elfcorehdr=0x%lx",
+	       kdump.oldmem_base, kdump.oldmem_size, kdump.elfcorehdr);
+	printk(KERN_INFO, "smp: Brought up 1 node, 1 CPU (%u configured)", info.cpu_count);
+	hc_trace(TRACE_KDUMP_BOOT, BOOT_STARTED, kdump.oldmem_base, kdump.oldmem_size, kdump.elfcorehdr);
+	if (!kdump.oldmem_size || !header_valid())
+		stop(WAIT_BAD_HEADER);
+	cpus = report_cpus();
+	printk(KERN_INFO, "kdump: %u CPU%s found in the ELF notes", cpus, cpus == 1 ? "" : "s");
+	hc_trace(TRACE_KDUMP_BOOT, BOOT_HEADER_OK, cpus, 0, 0);
+	vmcoreinfo_size = read_vmcoreinfo(read_old_os_info());
+	append_vmcoreinfo(vmcoreinfo_size);
+	printk(KERN_NOTICE, "kdump: /proc/vmcore ready: %lu MB of old memory, %u CPUs",
+	       info.memory_size >> 20, cpus);
+	hc_trace(TRACE_KDUMP_BOOT, BOOT_READY, cpus, vmcoreinfo_size, 0);
+	rc = hypercall(HC_VMCORE_SAVE, kdump.elfcorehdr, PAGE_SIZE * 16, kdump.dump_level, 0, 0);
+	if (rc) {
+		printk(KERN_ERR, "kdump: saving the vmcore failed (%ld)", rc);
+		stop(WAIT_SAVE_FAILED);
+	}
+	printk(KERN_NOTICE, "kdump: vmcore saved");
+	hc_trace(TRACE_KDUMP_BOOT, BOOT_SAVED, 0, 0, 0);
+	if (kdump.reipl)
+		reipl_production();
+	stop(WAIT_DONE);
+}

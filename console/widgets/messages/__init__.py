@@ -1,0 +1,1 @@
+"""Operating System Messages: the message log with filter and hold, and the command line."""

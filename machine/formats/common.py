@@ -1,0 +1,190 @@
+"""What the dump writers and readers share: the error type, the write result, atomic output,
+chunked memory walks with progress, and the fast all-zero page test."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+PAGE_SIZE = 4096
+# Memory is read and written in chunks of this size: large enough that the per-chunk Python
+# cost vanishes next to the copy, small enough to stay in the CPU caches' neighbourhood.
+CHUNK_SIZE = 4 << 20
+PROGRESS_STEP = 32 << 20
+# os.writev takes at most IOV_MAX buffers (1024 on Linux).
+IOV_MAX = 1024
+
+ReadFn = Callable[[int, int], "bytes | bytearray | memoryview"]
+ProgressFn = Callable[[int, int], None]
+
+_ZERO_PAGE = bytes(PAGE_SIZE)
+_ZERO_CHUNK = bytes(CHUNK_SIZE)
+
+
+class DumpFormatError(ValueError):
+    """A file that is not a valid dump of the expected format; the message is one line."""
+
+
+class AddressNotDumped(ValueError):
+    """A read of old memory outside what the dump holds."""
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What a dump writer did: the final file, its size, the time taken and the pages."""
+
+    path: Path
+    bytes_written: int
+    seconds: float
+    pages_written: int
+    pages_skipped: int
+
+    @property
+    def throughput(self) -> float:
+        """Bytes of file per second."""
+        return self.bytes_written / self.seconds if self.seconds > 0 else float("inf")
+
+
+def partial_path(path: Path) -> Path:
+    """The temporary name a dump is written under before it is complete: `.NAME.partial`."""
+    return path.with_name(f".{path.name}.partial")
+
+
+@contextmanager
+def atomic_output(path: str | os.PathLike[str]) -> Iterator[int]:
+    """Yield a file descriptor of a temporary file beside `path`; on a normal exit fsync it and
+    rename it to `path`, on any exception (KeyboardInterrupt too) remove it and re-raise.
+
+    The final name therefore only ever holds a complete file. A process killed outright
+    (SIGKILL, power loss) can leave the `.NAME.partial` file behind, never a partial NAME.
+    """
+    final = Path(path)
+    temporary = partial_path(final)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        yield fd
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        temporary.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    try:
+        os.replace(temporary, final)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    _fsync_directory(final.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    # The rename itself is only durable once the directory is on disk.
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse fsync on directories; the data itself is synced
+    finally:
+        os.close(fd)
+
+
+def write_all(fd: int, buffers: Sequence[bytes | bytearray | memoryview]) -> int:
+    """Write every buffer in order with as few system calls as possible; return the bytes."""
+    total = 0
+    pending = [memoryview(b).cast("B") for b in buffers if len(b)]
+    while pending:
+        batch = pending[:IOV_MAX]
+        done = os.writev(fd, batch)
+        total += done
+        # Drop what was written; a short write leaves the tail of one buffer to retry.
+        index = 0
+        while index < len(batch) and done >= len(batch[index]):
+            done -= len(batch[index])
+            index += 1
+        pending = pending[index:]
+        if done:
+            pending[0] = pending[0][done:]
+    return total
+
+
+def read_exact(read: ReadFn, address: int, length: int) -> memoryview:
+    """`read(address, length)` as a byte memoryview, checked to be `length` long."""
+    data = memoryview(read(address, length)).cast("B")
+    if len(data) != length:
+        raise ValueError(f"memory read at {address:#x} returned {len(data):#x} bytes, "
+                         f"expected {length:#x}")
+    return data
+
+
+def chunks(start: int, end: int, size: int = CHUNK_SIZE) -> Iterator[tuple[int, int]]:
+    """(address, length) pieces of [start, end), each at most `size` long."""
+    for address in range(start, end, size):
+        yield address, min(size, end - address)
+
+
+def zero_pages(chunk: bytes) -> list[bool]:
+    """For each 4 KiB page of `chunk` (a multiple of pages), whether it is all zeros.
+
+    Measured on the host: a memoryview comparison runs element by element (~0.3 GB/s), while
+    bytes.startswith on a bytes object is a memcmp (~4.4 GB/s with the per-page loop); a whole
+    zero chunk is one memcmp (~15 GB/s). Hence the bytes copy and the chunk-wide test first.
+    """
+    pages = len(chunk) // PAGE_SIZE
+    if len(chunk) == CHUNK_SIZE and chunk == _ZERO_CHUNK:
+        return [True] * pages
+    starts = chunk.startswith
+    return [starts(_ZERO_PAGE, offset) for offset in range(0, len(chunk), PAGE_SIZE)]
+
+
+class Progress:
+    """Calls `callback(done, total)` about every PROGRESS_STEP bytes, and once at the end."""
+
+    def __init__(self, callback: ProgressFn | None, total: int) -> None:
+        self.callback = callback
+        self.total = total
+        self.done = 0
+        self._next = PROGRESS_STEP
+
+    def advance(self, count: int) -> None:
+        self.done += count
+        if self.callback is not None and self.done >= self._next:
+            self.callback(self.done, self.total)
+            self._next = (self.done // PROGRESS_STEP + 1) * PROGRESS_STEP
+
+    def finish(self) -> None:
+        if self.callback is not None:
+            self.callback(self.done, self.total)
+
+
+class Stopwatch:
+    """Seconds since creation, from the monotonic high-resolution clock."""
+
+    def __init__(self) -> None:
+        self._started = time.perf_counter()
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self._started
+
+
+def page_align(value: int) -> int:
+    """`value` rounded up to a multiple of PAGE_SIZE."""
+    return -(-value // PAGE_SIZE) * PAGE_SIZE
+
+
+def read_bytes(read: ReadFn, address: int, length: int) -> bytes | bytearray:
+    """`read(address, length)` as bytes (copied only if it was not bytes already), checked to
+    be `length` long. bytes.startswith and == compare with memcmp; memoryviews do not."""
+    data = read(address, length)
+    if not isinstance(data, (bytes, bytearray)):
+        data = bytes(data)
+    if len(data) != length:
+        raise ValueError(f"memory read at {address:#x} returned {len(data):#x} bytes, "
+                         f"expected {length:#x}")
+    return data

@@ -1,0 +1,121 @@
+"""What `dumplab inspect` shows about a dump, as one JSON-ready dict (the text form is the
+console's business)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from machine.formats.common import PAGE_SIZE
+from machine.formats.elfcore import Vmcore
+from machine.formats.notes import NOTE_NAMES, CpuNotes
+from machine.formats.s390dump import S390Dump
+
+# PSW mask bits (S390_FACTS.md §1.6).
+PSW_PER = 0x4000000000000000
+PSW_DAT = 0x0400000000000000
+PSW_IO = 0x0200000000000000
+PSW_EXT = 0x0100000000000000
+PSW_KEY_SHIFT = 52
+PSW_MCHECK = 0x0004000000000000
+PSW_WAIT = 0x0002000000000000
+PSW_PSTATE = 0x0001000000000000
+PSW_ASC_SHIFT = 46
+PSW_CC_SHIFT = 44
+PSW_EA = 0x0000000100000000
+PSW_BA = 0x0000000080000000
+ASC_NAMES = ("primary", "access-register", "secondary", "home")
+
+
+def addressing_mode(mask: int) -> int | None:
+    """24, 31 or 64 from the EA and BA bits; None for the invalid EA-without-BA."""
+    return {(False, False): 24, (False, True): 31, (True, True): 64}.get(
+        (bool(mask & PSW_EA), bool(mask & PSW_BA)))
+
+
+def run_state(mask: int) -> str:
+    """"running", "enabled wait" or "disabled wait" (no I/O, external or machine-check
+    interruption can end it)."""
+    if not mask & PSW_WAIT:
+        return "running"
+    return "enabled wait" if mask & (PSW_IO | PSW_EXT | PSW_MCHECK) else "disabled wait"
+
+
+def decode_psw(mask: int, address: int) -> dict[str, Any]:
+    """The PSW's fields by name."""
+    return {
+        "mask": mask, "address": address,
+        "key": (mask >> PSW_KEY_SHIFT) & 0xF,
+        "per": bool(mask & PSW_PER), "dat": bool(mask & PSW_DAT),
+        "io": bool(mask & PSW_IO), "ext": bool(mask & PSW_EXT),
+        "mcheck": bool(mask & PSW_MCHECK), "wait": bool(mask & PSW_WAIT),
+        "problem_state": bool(mask & PSW_PSTATE),
+        "asc": ASC_NAMES[(mask >> PSW_ASC_SHIFT) & 3],
+        "cc": (mask >> PSW_CC_SHIFT) & 3,
+        "addressing": addressing_mode(mask),
+        "state": run_state(mask),
+    }
+
+
+def cpu_summary(cpu: CpuNotes) -> dict[str, Any]:
+    """One CPU's registers; the clock comparator as stored (the comparator >> 8)."""
+    return {
+        "pid": cpu.pid, "prefix": cpu.prefix, "psw": decode_psw(*cpu.psw),
+        "gprs": list(cpu.gprs), "acrs": list(cpu.acrs), "crs": list(cpu.ctrs),
+        "fprs": list(cpu.fprs), "fpc": cpu.fpc, "cpu_timer": cpu.timer,
+        "clock_comparator": cpu.todcmp, "tod_programmable": cpu.todpreg,
+    }
+
+
+def _memory(dump: Vmcore | S390Dump) -> dict[str, Any]:
+    ranges = dump.ranges
+    return {
+        "ranges": [{"start": start, "end": end, "size": end - start} for start, end in ranges],
+        "bytes": dump.memory_size,
+        "pages": dump.memory_size // PAGE_SIZE,
+        "pages_filtered": dump.pages_filtered,
+    }
+
+
+def _elf_details(dump: Vmcore) -> dict[str, Any]:
+    return {
+        "phnum": dump.header.phnum,
+        "notes_segments": [{"offset": o, "size": s} for o, s in dump.note_segments],
+        "notes": [{"name": n.name, "type": n.type, "type_name": NOTE_NAMES.get(n.type),
+                   "descsz": len(n.desc), "offset": n.offset} for n in dump.notes],
+        "loads": [{"offset": ld.offset, "paddr": ld.paddr, "filesz": ld.filesz,
+                   "memsz": ld.memsz} for ld in dump.loads],
+    }
+
+
+def _s390_details(dump: S390Dump) -> dict[str, Any]:
+    header = dump.header
+    return {
+        "version": header.version, "dump_level": header.dump_level, "arch": header.arch,
+        "mem_size": header.mem_size, "mem_start": header.mem_start, "mem_end": header.mem_end,
+        "num_pages": header.num_pages, "tod": header.tod, "cpu_id": header.cpu_id,
+        "build_arch": header.build_arch, "mem_size_real": header.mem_size_real,
+        "cpu_cnt": header.cpu_cnt, "real_cpu_cnt": header.real_cpu_cnt,
+        "lc_vec": list(header.lc_vec), "end_tod": dump.end_tod,
+    }
+
+
+def summarize(dump: Vmcore | S390Dump) -> dict[str, Any]:
+    """Everything `dumplab inspect` reports, JSON-ready (integers stay integers)."""
+    if isinstance(dump, Vmcore):
+        cpus, details = dump.cpus, _elf_details(dump)
+        source = "VMCOREINFO note" if dump.vmcoreinfo is not None else "no VMCOREINFO note"
+    else:
+        cpus = [CpuNotes.from_status(status, pid)
+                for pid, status in enumerate(dump.cpus, start=1)]
+        details = _s390_details(dump)
+        lookup = dump.os_info
+        source = (f"os_info at {lookup.address:#x}, entry 0" if lookup.text is not None
+                  else lookup.problem)
+    return {
+        "file": str(dump.path), "size": dump.file_size, "format": dump.format,
+        dump.format: details,
+        "memory": _memory(dump),
+        "cpus": [cpu_summary(cpu) for cpu in cpus],
+        "vmcoreinfo": dump.vmcoreinfo,
+        "vmcoreinfo_source": source,
+    }
