@@ -1,6 +1,7 @@
 """`dumplab`: the command-line entry point.
 
 `dumplab run` drives a headless session from commands, a script file or a named scenario.
+`dumplab inspect` and `dumplab convert` read and convert dump files (console/dumpfiles.py).
 The console (TUI) and the other subcommands of docs/DESIGN §6 arrive with later issues.
 """
 
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from console.dumpfiles import convert_command, inspect_command
 from console.session import HistoryEntry, Session
 from machine.events import Event
 from machine.paths import assets_dir
@@ -97,7 +99,29 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"where device and dump files go (default: ./{DEFAULT_WORKDIR})")
     run.add_argument("--json", action="store_true",
                      help="print every machine event and command result as a JSON line")
+    _add_dump_file_commands(subcommands)
     return parser
+
+
+def _add_dump_file_commands(subcommands: Any) -> None:
+    inspect = subcommands.add_parser(
+        "inspect", help="summarize a vmcore or an s390 dump",
+        description="Show what a dump file holds: its format, the memory ranges (and how "
+                    "many zero pages were filtered out), each CPU's PSW (decoded), registers, "
+                    "prefix, CPU timer and clock comparator, and the VMCOREINFO text. The "
+                    "format (ELF vmcore or s390 dump) is detected from the file.")
+    inspect.add_argument("file", metavar="FILE", help="an ELF vmcore or an s390 dump")
+    inspect.add_argument("--json", action="store_true",
+                         help="print the same as one JSON object")
+    convert = subcommands.add_parser(
+        "convert", help="convert between an s390 dump and an ELF vmcore",
+        description="Convert an s390 dump to an ELF vmcore or the other way round, as "
+                    "zgetdump does. The output is written under a temporary name and renamed "
+                    "when complete.")
+    convert.add_argument("input", metavar="IN", help="an ELF vmcore or an s390 dump")
+    convert.add_argument("output", metavar="OUT", help="the file to write")
+    convert.add_argument("--format", choices=("elf", "s390"),
+                         help="the output format (default: the other format than IN's)")
 
 
 def _script(args: argparse.Namespace) -> tuple[str, list[str]]:
@@ -179,6 +203,13 @@ def run_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
+    "run": run_command,
+    "inspect": inspect_command,
+    "convert": convert_command,
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run `dumplab` with `argv` (default: the process arguments); return the exit status."""
     parser = build_parser()
@@ -191,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stdout)
         return EXIT_OK
     try:
-        return run_command(args, sys.stdout, sys.stderr)
+        return COMMANDS[args.subcommand](args, sys.stdout, sys.stderr)
     except BrokenPipeError:
         # The reader went away (`dumplab run --json | head`): stop quietly, as `cat` would.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -20,7 +20,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from machine.faults import HANG_KINDS, FaultError, inject
+from machine.faults import FaultError, inject
+from machine.faults import check_words as check_fault_words
 from machine.lpar import HmcError
 from machine.profile import MAX_CPUS, ProfileError
 from machine.profile import parse_devno as machine_parse_devno
@@ -269,19 +270,20 @@ def _parse_oscmd(words: _Words) -> dict[str, Any]:
     return {"text": text, "priority": priority}
 
 
+KDUMP_ACTIONS = ("load", "unload", "status")
+
+
 def _parse_fault(words: _Words) -> dict[str, Any]:
-    if not words.items:
-        raise words.error("missing fault (expected hang or panic)", usage=True)
-    kind, *rest = words.items
-    kind = kind.lower()
-    if kind == "hang":
-        if len(rest) != 1 or rest[0].lower() not in HANG_KINDS:
-            got = f"unknown hang '{rest[0]}'" if rest else "missing hang kind"
-            raise words.error(f"{got} (expected {_alternatives(HANG_KINDS)})", usage=len(rest) > 1)
-        return {"words": ["hang", rest[0].lower()]}
-    if kind == "panic":
-        return {"words": ["panic", " ".join(rest)] if rest else ["panic"]}
-    raise words.error(f"unknown fault '{kind}' (expected hang or panic)")
+    fault = [w.lower() for w in words.items[:1]] + words.items[1:]
+    if fault and fault[0] == "hang":
+        fault = [w.lower() for w in fault]
+    try:
+        check_fault_words(fault)
+    except FaultError as exc:
+        raise words.error(str(exc), usage=not fault) from None
+    if fault[0] == "panic":
+        return {"words": ["panic", " ".join(fault[1:])] if len(fault) > 1 else ["panic"]}
+    return {"words": fault}
 
 
 def _parse_run(words: _Words) -> dict[str, Any]:
@@ -424,6 +426,17 @@ def _run_store(session: Session, args: Mapping[str, Any]) -> CommandResult:
 
 def _run_oscmd(session: Session, args: Mapping[str, Any]) -> CommandResult:
     return _done(_lpar(session).os_command(args["text"], priority=args["priority"]))
+
+
+def _parse_kdump(words: _Words) -> dict[str, Any]:
+    action = words.items[0].lower() if words.items else "status"
+    if action not in KDUMP_ACTIONS or len(words.items) > 1:
+        raise words.error(f"expected one of {_alternatives(KDUMP_ACTIONS)}", usage=True)
+    return {"action": action}
+
+
+def _run_kdump(session: Session, args: Mapping[str, Any]) -> CommandResult:
+    return _done(_lpar(session).os_command(f"kdump {args['action']}"))
 
 
 def _run_fault(session: Session, args: Mapping[str, Any]) -> CommandResult:
@@ -676,12 +689,21 @@ _SPECS = (
         "it as a priority command.",
         _parse_oscmd, _run_oscmd),
     CommandSpec(
-        "fault", "fault hang spin|wait|deadlock|loop | fault panic [TEXT]",
-        "Inject a hang or a panic into the running system.",
+        "fault", "fault hang KIND | panic [TEXT] | corrupt WHAT | unload-kdump",
+        "Inject a fault: a hang, a panic, a corrupted byte, or kdump unloaded.",
         "`hang spin`: a CPU spins with interrupts off holding a lock; `hang wait`: a disabled "
         "wait; `hang deadlock`: CPUs deadlock on locks; `hang loop`: every CPU loops. "
-        "`panic [TEXT]`: the kernel panics with TEXT as its message.",
+        "`panic [TEXT]`: the kernel panics with TEXT as its message. "
+        "`corrupt purgatory`, `corrupt os_info`, `corrupt segment N|kernel|elfcorehdr|initrd`: "
+        "flip one byte, so that a checksum or digest no longer matches. "
+        "`unload-kdump`: the kdump kernel is unloaded without the operator seeing it.",
         _parse_fault, _run_fault),
+    CommandSpec(
+        "kdump", "kdump [load|unload|status]",
+        "Load or unload the kdump kernel (kexec -p), or show its status, at the OS console.",
+        "Sends `kdump ACTION` to the operating system, as typing it into Operating System "
+        "Messages would; the kernel answers there.",
+        _parse_kdump, _run_kdump),
     CommandSpec(
         "run", "run DURATION", "Let the machine run for a span of virtual time.",
         "DURATION is a number and a unit: ns, us, ms or s (`250us`, `10ms`, `2s`).",

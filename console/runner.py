@@ -65,7 +65,7 @@ SPEEDS: tuple[Speed, ...] = (
 SPEED_BY_NAME = {speed.name: speed for speed in SPEEDS}
 DEFAULT_SPEED = "real"
 
-Probe = Callable[[Lpar], Any]
+Probe = Callable[[Lpar, Snapshot], Any]
 
 
 @dataclass(frozen=True)
@@ -198,7 +198,8 @@ class Runner:
         return self._speed
 
     def set_probe(self, name: str, probe: Probe | None) -> None:
-        """Install (or remove) a read-only probe run in the worker for every frame."""
+        """Install (or remove) a read-only probe, run in the worker for every frame with the
+        LPAR and the frame's snapshot; its result (or a ProbeError) is in frame.probes."""
         with self._lock:
             if probe is None:
                 self._probes.pop(name, None)
@@ -412,7 +413,7 @@ class Runner:
         return Frame(
             seq=self._frame_seq, snapshot=snapshot, running=self._running,
             speed=self._speed.name, busy=self._busy, devices=self._devices(lpar),
-            probes=self._run_probes(lpar), pre_dump=self._pre_dump,
+            probes=self._run_probes(lpar, snapshot), pre_dump=self._pre_dump,
             guest_rate=self._measure_rate(snapshot),
         )
 
@@ -423,16 +424,16 @@ class Runner:
         return tuple(Device(devno, device.kind, device.label)
                      for devno, device in sorted(lpar.devices.items()))
 
-    def _run_probes(self, lpar: Lpar | None) -> dict[str, Any]:
-        if lpar is None or not lpar.activated:
+    def _run_probes(self, lpar: Lpar | None, snapshot: Snapshot | None) -> dict[str, Any]:
+        if lpar is None or snapshot is None:
             return {}
         with self._lock:
             probes = dict(self._probes)
         results: dict[str, Any] = {}
         for name, probe in probes.items():
             try:
-                results[name] = probe(lpar)
-            except Exception as error:  # a probe reads storage: out of range is normal
+                results[name] = probe(lpar, snapshot)
+            except Exception as error:  # noqa: BLE001 - a probe reads storage: errors are data
                 results[name] = ProbeError(" ".join(str(error).split()) or type(error).__name__)
         return results
 

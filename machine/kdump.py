@@ -8,8 +8,9 @@ from __future__ import annotations
 import datetime
 import hashlib
 import struct
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from machine import kexec
 from machine.checksums import cksm

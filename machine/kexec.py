@@ -82,6 +82,12 @@ class CrashImage:
     def segment(self, name: str) -> Segment:
         return next(s for s in self.segments if s.name == name)
 
+    def unused_purgatory_byte(self) -> int:
+        """A byte of the purgatory its checksum covers but that nothing reads: in the last,
+        unused slot of the digest table. Flipping it fails the checksum and nothing else."""
+        info = self.segment("purgatory").mem + self.purgatory.symbols["purgatory_info"]
+        return info + _PURGATORY_INFO.size + (MAX_REGIONS - 1) * _SHA_REGION.size + 20
+
     def purgatory_intercepts(self) -> list[int]:
         """Addresses of the purgatory's emulated instructions where it was placed."""
         base = self.segment("purgatory").mem
