@@ -240,7 +240,7 @@ def test_gdb_shows_the_same_psw_and_gprs(tmp_path):
     dumping = next(e for e in run.of_kind("stage") if e.stage == "crash-kexec").cpu
     out = subprocess.run(["gdb-multiarch", "-batch", "-ex", "set architecture s390:64-bit",
                           "-ex", "info registers", "-c", written.path],
-                         capture_output=True, text=True, timeout=60).stdout
+                         capture_output=True, text=True, timeout=60, check=True).stdout
     values = {line.split()[0]: int(line.split()[1], 16) for line in out.splitlines()
               if line[:1].isalpha() and len(line.split()) >= 2 and line.split()[1].startswith("0x")}
     status = captured[dumping]
