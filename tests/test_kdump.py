@@ -271,3 +271,16 @@ def test_a_save_killed_midway_leaves_nothing_under_a_final_name(tmp_path):
     assert killed_while_writing, "the dump finished before it could be interrupted"
     names = [p.name for p in (tmp_path / "dumps").iterdir()]
     assert names and all(name.startswith(".") and name.endswith(".partial") for name in names), names
+
+
+def test_kdump_can_be_loaded_at_boot_by_the_profile(tmp_path):
+    bus = EventBus()
+    log = EventLog(bus)
+    lpar = Lpar(Profile(cpus=2, memory=MEMORY, crashkernel=CRASHKERNEL, kdump=True), tmp_path, bus)
+    lpar.activate()
+    lpar.load(0x100)
+    assert lpar.run_until(lambda e: e.kind == "stage" and e.stage == "workload", 2000 * MS)
+    loads = log.of_kind("kexec")
+    assert [(e.loaded, e.segments) for e in loads] == [(True, 4)]
+    assert loads[0].t <= log.of_kind("stage")[-1].t
+    lpar.close()
