@@ -2,7 +2,8 @@
 
 `dumplab run` drives a headless session from commands, a script file or a named scenario.
 `dumplab inspect` and `dumplab convert` read and convert dump files (console/dumpfiles.py).
-The console (TUI) and the other subcommands of docs/DESIGN §6 arrive with later issues.
+Without a subcommand, `dumplab` opens the console (TUI, console/app.py) on the default
+profile; the other subcommands of docs/DESIGN §6 arrive with later issues.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from machine.profile import Profile, ProfileError, parse_size
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_WORKDIR = Path("dumplab-work")
 
-NO_CONSOLE_YET = (
-    "The DumpLab console (TUI) is not there yet: it arrives with a later issue.\n"
-    "For now, drive the LPAR headless with `dumplab run`, for example:\n"
+NO_TERMINAL = (
+    "dumplab: the console needs a terminal (standard input and output must be a TTY).\n"
+    "Drive the LPAR headless with `dumplab run` instead, for example:\n"
     "  dumplab run --scenario boot\n"
 )
 
@@ -79,8 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dumplab",
         description="DumpLab: an IBM Z (s390x) HMC dump-workflow trainer.",
-        epilog="Without a subcommand, dumplab will start the console (TUI), which arrives with "
-               "a later issue.")
+        epilog="Without a subcommand, dumplab opens the console (TUI) with the options above.")
+    _add_console_options(parser)
     subcommands = parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
     run = subcommands.add_parser(
         "run", help="run operator commands headless",
@@ -101,6 +102,44 @@ def build_parser() -> argparse.ArgumentParser:
                      help="print every machine event and command result as a JSON line")
     _add_dump_file_commands(subcommands)
     return parser
+
+
+def _add_console_options(parser: argparse.ArgumentParser) -> None:
+    """The options of the console (no subcommand); their dests start with console_."""
+    group = parser.add_argument_group("console (no subcommand)")
+    group.add_argument("--profile", dest="console_profile", default="default", metavar="NAME",
+                       help="activation profile: a name from assets/profiles/ or a .toml file "
+                            "(default: default)")
+    group.add_argument("--workdir", dest="console_workdir", type=Path, default=DEFAULT_WORKDIR,
+                       metavar="DIR",
+                       help=f"where device and dump files go (default: ./{DEFAULT_WORKDIR})")
+    group.add_argument("--cpus", dest="console_cpus", type=int, metavar="N",
+                       help="override the profile's CPU count")
+    group.add_argument("--memory", dest="console_memory", type=_size, metavar="SIZE",
+                       help="override the profile's memory size (e.g. 512M, 1G)")
+    group.add_argument("--free-running", dest="console_free_running", action="store_true",
+                       help="start at the free-running speed: fastest, not reproducible "
+                            "(default: deterministic, paced to real time)")
+
+
+def console_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """`dumplab` with no subcommand: the console, until the operator quits."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        err.write(NO_TERMINAL)
+        return EXIT_USAGE
+    overrides = _overrides(argparse.Namespace(cpus=args.console_cpus,
+                                              memory=args.console_memory))
+    try:
+        with Session(args.console_workdir, args.console_profile, overrides) as session:
+            session.resolve_profile()  # a bad --profile is a usage error, before the screen
+    except ProfileError as error:
+        raise UsageError(str(error)) from None
+    from console.app import DumpLabApp  # Textual only for the console, not for `run`
+
+    app = DumpLabApp(args.console_workdir, profile=args.console_profile, overrides=overrides,
+                     speed="free" if args.console_free_running else "real")
+    app.run()
+    return EXIT_OK
 
 
 def _add_dump_file_commands(subcommands: Any) -> None:
@@ -217,18 +256,15 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_request:  # argparse exits on --help and on usage errors
         return int(exit_request.code or 0)
-    if args.subcommand is None:
-        sys.stdout.write(NO_CONSOLE_YET + "\n")
-        parser.print_help(sys.stdout)
-        return EXIT_OK
     try:
-        return COMMANDS[args.subcommand](args, sys.stdout, sys.stderr)
+        command = COMMANDS[args.subcommand] if args.subcommand else console_command
+        return command(args, sys.stdout, sys.stderr)
     except BrokenPipeError:
         # The reader went away (`dumplab run --json | head`): stop quietly, as `cat` would.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILED
     except UsageError as error:
-        sys.stderr.write(f"dumplab {args.subcommand}: error: {error}\n")
+        sys.stderr.write(f"dumplab {args.subcommand or '(console)'}: error: {error}\n")
         return EXIT_USAGE
     except Exception as error:
         # A bug, not an operator mistake: one line unless DUMPLAB_DEBUG asks for the traceback.

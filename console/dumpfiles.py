@@ -115,9 +115,11 @@ def describe_psw(psw: dict[str, Any]) -> str:
     return ", ".join(parts) + f"; {state}"
 
 
-def _cpu_lines(cpu: dict[str, Any]) -> Iterator[str]:
+def _cpu_lines(cpu: dict[str, Any], dump_format: str) -> Iterator[str]:
     psw = cpu["psw"]
-    yield f"CPU {cpu['pid']} (pr_pid {cpu['pid']})  prefix {cpu['prefix']:#010x}"
+    # A vmcore numbers its CPUs by pr_pid; an s390 dump lists their prefixes in lc_vec.
+    origin = f"pr_pid {cpu['pid']}" if dump_format == "elf" else f"lc_vec[{cpu['pid'] - 1}]"
+    yield f"CPU {cpu['pid']} ({origin})  prefix {cpu['prefix']:#010x}"
     yield f"  PSW   {psw['mask']:016x} {psw['address']:016x}"
     yield f"        {describe_psw(psw)}"
     gprs = cpu["gprs"]
@@ -125,8 +127,8 @@ def _cpu_lines(cpu: dict[str, Any]) -> Iterator[str]:
         cells = "  ".join(f"r{n:<2} {gprs[n]:016x}" for n in range(row, row + 4))
         yield f"  {cells}"
     yield (f"  CPU timer {cpu['cpu_timer']:016x}  clock comparator "
-           f"{cpu['clock_comparator']:016x} (as stored, >> 8)  TOD programmable "
-           f"{cpu['tod_programmable']:08x}  FPC {cpu['fpc']:08x}")
+           f"{cpu['clock_comparator']:016x} (as stored: the value >> 8)")
+    yield f"  TOD programmable register {cpu['tod_programmable']:08x}  FPC {cpu['fpc']:08x}"
 
 
 def render(summary: dict[str, Any]) -> Iterator[str]:
@@ -139,7 +141,7 @@ def render(summary: dict[str, Any]) -> Iterator[str]:
     yield f"CPUs      {len(summary['cpus'])}"
     for cpu in summary["cpus"]:
         yield ""
-        yield from _cpu_lines(cpu)
+        yield from _cpu_lines(cpu, summary["format"])
     yield ""
     text = summary["vmcoreinfo"]
     if text is None:

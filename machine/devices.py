@@ -73,8 +73,14 @@ class Device:
         with open(self.path, "r+b") as f:
             f.seek(block * BLOCK_SIZE)
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+
+    def flush(self) -> None:
+        """Make everything written so far durable (the end of a dump, a boot record)."""
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def install_boot_program(self, name: str, elf: bytes, dump_program: bool = False) -> None:
         """Write the boot record and the program (the zipl role)."""
@@ -85,6 +91,7 @@ class Device:
         record = _BOOT_RECORD.pack(BOOT_RECORD_MAGIC, 1, flags, name.encode()[:32], BLOCK_SIZE, len(elf))
         self.write_blocks(0, record.ljust(BLOCK_SIZE, b"\0"))
         self.write_blocks(1, elf.ljust(blocks * BLOCK_SIZE, b"\0"))
+        self.flush()
 
     def boot_program(self) -> BootProgram:
         """The program the boot record names; DeviceError if there is none."""

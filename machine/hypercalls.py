@@ -76,6 +76,12 @@ class Hypercalls:
             return bytes(self.lpar.storage.read(cpu.real_to_absolute(real + i), 1)[0] for i in range(length))
         return self.lpar.storage.read(real, length)
 
+    def _view(self, cpu: Cpu, real: int, length: int) -> bytes | memoryview:
+        """Like _read, without a copy when no prefixing is involved (big dump writes)."""
+        if real < 0x2000 or real + length > cpu.prefix and real < cpu.prefix + 0x2000:
+            return self._read(cpu, real, length)
+        return self.lpar.storage.view[real:real + length]
+
     def _write(self, cpu: Cpu, real: int, data: bytes) -> None:
         if real < 0x2000 or cpu.prefix <= real < cpu.prefix + 0x2000:
             for i, byte in enumerate(data):
@@ -142,7 +148,8 @@ class Hypercalls:
         if count > MAX_BLOCK_COUNT or block + count > device.blocks:
             return ERR_OUT_OF_RANGE
         try:
-            data = self._read(cpu, address, count * BLOCK_SIZE)
+            self.lpar.storage.check(address, count * BLOCK_SIZE)
+            data = self._view(cpu, address, count * BLOCK_SIZE)
             device.write_blocks(block, data)
         except StorageError:
             return ERR_BAD_BUFFER

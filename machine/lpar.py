@@ -52,6 +52,7 @@ from machine.ipl import IplControl
 from machine.kdump import KdumpHost
 from machine.paths import program_path
 from machine.profile import Profile, format_size
+from machine.sadump import DumperHost, prepare_dump_device
 from machine.status import SAVE_AREA_ADDRESS, store_status
 from machine.storage import Storage, StorageError
 from machine.system import SystemInstructions, short_psw_to_long
@@ -137,6 +138,7 @@ class Lpar:
         self.system = SystemInstructions(self)
         self.hypercalls = Hypercalls(self)
         self.kdump = KdumpHost(self)
+        self.dumper = DumperHost(self)
         self.ipl_control = IplControl(self)
         self._program_exits: set[int] = set()
         self._kexec_exits: set[int] = set()
@@ -256,6 +258,7 @@ class Lpar:
         self.uc.ctl_exits_enabled(True)
         self._program_exits, self._kexec_exits = set(), set()
         self.kdump = KdumpHost(self)
+        self.dumper = DumperHost(self)
         self._set_exits()
         fields = raw_fields()
         self.cpus = [Cpu(i, self.uc, fields) for i in range(self.profile.cpus)]
@@ -277,6 +280,7 @@ class Lpar:
         boot.install_boot_program("kernel", kernel.read_bytes())
         dump = Device(p.dump_devno, "dump", self.workdir / f"dev-{p.dump_devno:04x}.img",
                       p.dump_device_size)
+        prepare_dump_device(dump)
         return {boot.devno: boot, dump.devno: dump}
 
     def deactivate(self) -> str:
@@ -339,7 +343,7 @@ class Lpar:
         self._os_commands.clear()
         self._service_signal = False
         self.ipl_control.place_program(image, devno, parm)
-        self._install_program(image)
+        self._install_program(image, clear)
         self.ipl_devno = devno
         mask, address = short_psw_to_long(self.storage.u64(0))
         ipl_cpu.set_psw(mask, address)
@@ -349,11 +353,13 @@ class Lpar:
                                 detail=f"{image.name} from {devno:04x} ({by})"))
         self.set_state(ipl_cpu, CpuState.OPERATING)
 
-    def _install_program(self, image: Image) -> None:
+    def _install_program(self, image: Image, clear: bool) -> None:
         """A program was loaded (IPL): its emulated instructions replace the previous
-        program's, and a crash image loaded by the previous system is forgotten."""
-        self.kdump.image = None
-        self._kexec_exits = set()
+        program's. A crash image the previous system loaded stays in storage, and with it the
+        purgatory's (a stand-alone dumper calls it), unless storage was cleared."""
+        if clear:
+            self.kdump.image = None
+            self._kexec_exits = set()
         self.enter_program(image)
 
     def enter_program(self, image: Image) -> None:
@@ -507,6 +513,8 @@ class Lpar:
         snapshot shows them) because an idle kernel makes them every timer tick."""
         old = cpu.state
         cpu.state = state
+        if state == CpuState.STOPPED:
+            self._looping.discard(cpu.address)
         if state != CpuState.DISABLED_WAIT:
             cpu.wait_code = None
         running = {CpuState.OPERATING, CpuState.WAIT}
@@ -563,7 +571,8 @@ class Lpar:
         self._last_program_check[cpu.address] = (code, address, self._slice_interruptions)
 
     def _note_program_check_loop(self, cpu: Cpu) -> None:
-        """After a slice: report a CPU that hit the interruption limit, once."""
+        """After a slice: report a CPU that hit the interruption limit, once (until the
+        operator stops, resets or loads it)."""
         if self._slice_interruptions > MAX_INTERRUPTIONS_PER_SLICE:
             if cpu.address not in self._looping:
                 self._looping.add(cpu.address)
@@ -571,8 +580,6 @@ class Lpar:
                 self.publish(ErrorEvent(t=self.clock.now, cpu=cpu.address, message=(
                     f"CPU {cpu.address} is in a program-check loop (last: code {code:04x} at "
                     f"{address:#x}); Stop it, then Reset or Load")))
-        elif self._slice_interruptions < MAX_PROGRAM_CHECK_EVENTS_PER_SLICE:
-            self._looping.discard(cpu.address)
 
     def _after_new_psw(self, uc: Uc, cpu: Cpu) -> None:
         mask, address = cpu.psw
@@ -852,6 +859,12 @@ def _kdump(method: str) -> Callable[[Lpar, Cpu, tuple[int, ...]], None]:
     return handler
 
 
+def _dumper(method: str) -> Callable[[Lpar, Cpu, tuple[int, ...]], None]:
+    def handler(lpar: Lpar, cpu: Cpu, args: tuple[int, ...]) -> None:
+        getattr(lpar.dumper, method)(cpu, args)
+    return handler
+
+
 _TRACE_HANDLERS: dict[int, Callable[[Lpar, Cpu, tuple[int, ...]], None]] = {
     1: Lpar._trace_boot_stage,
     2: Lpar._trace_cpu_online,
@@ -873,4 +886,10 @@ _TRACE_HANDLERS: dict[int, Callable[[Lpar, Cpu, tuple[int, ...]], None]] = {
     18: _kdump("loaded"),
     20: _kdump("kdump_boot"),
     21: _kdump("kdump_check"),
+    30: _dumper("started"),
+    31: _dumper("cpu_status"),
+    32: _dumper("check"),
+    33: _dumper("decision"),
+    34: _dumper("progress"),
+    35: _dumper("done"),
 }

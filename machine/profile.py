@@ -79,8 +79,9 @@ class Profile:
 
     @property
     def dump_device_size(self) -> int:
-        """Bytes on the dump device: the profile's value, or room for all memory plus 1 MiB."""
-        return self.dump_size or self.memory + MiB
+        """Bytes on the dump device: the profile's value, or room for the dumper and a full
+        dump of all memory (4 MiB more than memory)."""
+        return self.dump_size or self.memory + 4 * MiB
 
     def kernel_parms_for_boot(self) -> str:
         """The kernel command line the boot loader passes: the profile's settings first, so

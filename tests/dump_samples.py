@@ -4,6 +4,7 @@ test_cli_inspect.py)."""
 from __future__ import annotations
 
 import re
+import shutil
 import struct
 from pathlib import Path
 
@@ -17,6 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PREFIXES = (0x0106C000, 0x0106E000)  # the real run's (S390_FACTS §6.3)
 VMCOREINFO_TEXT = ("OSRELEASE=6.1.192-dumplab\nPAGESIZE=4096\nSYMBOL(lowcore_ptr)=5c0210\n"
                    "LENGTH(lowcore_ptr)=4\nKERNELOFFSET=0\nCRASHTIME=1796076708\n")
+# The host's readelf, or the s390x cross one (same output); None if neither is installed.
+READELF = shutil.which("readelf") or shutil.which("s390x-linux-gnu-readelf")
 OS_INFO_ADDRESS = 0x7000
 VMCOREINFO_NOTE_ADDRESS = 0x8000
 
@@ -28,7 +31,7 @@ def status(cpu: int, prefix: int) -> CpuStatus:
         return tuple(((kind << (width - 8)) | (cpu << (width - 16)) | (0x0101 * i + 1))
                      for i in range(16))
     return CpuStatus(
-        psw_mask=0x0705C00180000000 if cpu == 0 else 0x0002000180000000,
+        psw_mask=0x0706C00180000000 if cpu == 0 else 0x0002000180000000,
         psw_addr=0x10E680 + 0x1000 * cpu,
         gprs=regs(0xA0), crs=regs(0xC0), ars=regs(0xA1, 32), fprs=regs(0xF0),
         fpc=0x00080000 + cpu, prefix=prefix,

@@ -98,7 +98,7 @@ def test_cpu_notes_are_the_seven_notes_in_kernel_order_764_bytes() -> None:
 def test_cpu_notes_offsets_match_the_real_vmcore_note_table() -> None:
     # CPU 1's PRSTATUS..PREFIX in the real run, relative to its PRSTATUS.
     table = (REFERENCE / "kdump-vmcore.notes-table.txt").read_text()
-    offsets = [int(m.group(1), 16) for m in re.finditer(r"^(0x[0-9a-f]+)\s", table, re.M)]
+    offsets = [int(m.group(1), 16) for m in re.finditer(r"^(0x[0-9a-f]+)\s", table, re.MULTILINE)]
     real = [offset - offsets[1] for offset in offsets[1:8]]
     assert real == [n.offset for n in parse_notes(cpu_notes(status(0, 0x1000), 1))]
 

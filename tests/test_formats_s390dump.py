@@ -71,7 +71,7 @@ def _reference_header() -> dict[int, int]:
     """Offset → value of the real zgetdump-written header (reference/...header-decoded)."""
     text = (REFERENCE / "s390fmt-from-kdump.header-decoded.txt").read_text()
     return {int(m.group(1), 16): int(m.group(2), 16)
-            for m in re.finditer(r"^(0x[0-9a-f]{4}) \w+\s+= (0x[0-9a-f]+)", text, re.M)}
+            for m in re.finditer(r"^(0x[0-9a-f]{4}) \w+\s+= (0x[0-9a-f]+)", text, re.MULTILINE)}
 
 
 def test_the_header_of_the_real_conversion_packs_to_the_same_values() -> None:

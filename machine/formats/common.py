@@ -64,7 +64,11 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[int]:
     """
     final = Path(path)
     temporary = partial_path(final)
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    except OSError as error:
+        # Name the file the caller asked for, not our temporary name.
+        raise type(error)(error.errno, error.strerror, str(final)) from None
     try:
         yield fd
         os.fsync(fd)
@@ -153,12 +157,14 @@ class Progress:
         self._next = PROGRESS_STEP
 
     def advance(self, count: int) -> None:
+        """Count `count` more bytes done; report if another step was passed."""
         self.done += count
         if self.callback is not None and self.done >= self._next:
             self.callback(self.done, self.total)
             self._next = (self.done // PROGRESS_STEP + 1) * PROGRESS_STEP
 
     def finish(self) -> None:
+        """The final report (done, total)."""
         if self.callback is not None:
             self.callback(self.done, self.total)
 
@@ -170,6 +176,7 @@ class Stopwatch:
         self._started = time.perf_counter()
 
     def seconds(self) -> float:
+        """Seconds elapsed."""
         return time.perf_counter() - self._started
 
 

@@ -75,6 +75,7 @@ def open_dump(path: str | os.PathLike[str]) -> Vmcore | S390Dump:
 def patched_reader(read: ReadFn, patches: Sequence[tuple[int, bytes]]) -> ReadFn:
     """`read` with the (address, bytes) patches laid over what it returns."""
     def patched(address: int, length: int) -> bytes | bytearray | memoryview:
+        """read(), with any patch that overlaps the range laid over it."""
         data = read(address, length)
         end = address + length
         hits = [(at, raw) for at, raw in patches if at < end and at + len(raw) > address]
@@ -112,6 +113,7 @@ def elf_to_s390(vmcore: Vmcore, out_path: str | os.PathLike[str],
         patches += save_area_patches(cpu.status())
 
     def read(address: int, length: int) -> bytes:
+        """The vmcore's memory, zeros where it has none."""
         return vmcore.read(address, length, holes_as_zero=True)
 
     return write_s390_dump(out_path, patched_reader(read, patches), size,

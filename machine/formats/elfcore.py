@@ -90,6 +90,7 @@ class LoadSegment:
 
     @property
     def end(self) -> int:
+        """The first physical address after the segment's memory."""
         return self.paddr + self.memsz
 
 
@@ -136,6 +137,7 @@ class Vmcore:
 
     @property
     def format(self) -> str:
+        """"elf"."""
         return "elf"
 
     @property

@@ -103,6 +103,7 @@ class S390Header:
 
     @property
     def cpu_cnt(self) -> int:
+        """CPUs with a prefix in lc_vec."""
         return len(self.lc_vec)
 
     def pack(self) -> bytes:
@@ -167,10 +168,12 @@ class S390Dump:
 
     @property
     def format(self) -> str:
+        """"s390"."""
         return "s390"
 
     @property
     def prefixes(self) -> tuple[int, ...]:
+        """The CPUs' prefixes (lc_vec), in header order."""
         return self.header.lc_vec
 
     @property
@@ -180,14 +183,17 @@ class S390Dump:
 
     @property
     def ranges(self) -> list[tuple[int, int]]:
+        """The dumped memory as (start, end): one range."""
         return [(self.header.mem_start, self.header.mem_end)]
 
     @property
     def memory_size(self) -> int:
+        """Bytes of memory in the dump."""
         return self.header.mem_size
 
     @property
     def pages_filtered(self) -> int:
+        """Always 0: the s390 format holds every page."""
         return 0
 
     def read(self, address: int, length: int, *, holes_as_zero: bool = False) -> bytes:
@@ -337,6 +343,7 @@ def read_s390_dump(path: str | os.PathLike[str]) -> S390Dump:
     cpus = _cpus(file_path, header)
 
     def read(address: int, length: int) -> bytes:
+        """Memory of the dump, zeros outside it (for the os_info lookup)."""
         return _read_memory(file_path, header, address, length, holes_as_zero=True)
 
     lookup = find_vmcoreinfo(read, header.mem_end) if header.mem_start == 0 else \

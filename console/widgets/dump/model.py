@@ -63,6 +63,8 @@ def summary_lines(opened: OpenedDump) -> list[str]:
     for line in render(opened.summary):
         if line.startswith("CPUs"):
             break
+        if line.startswith("File "):  # the name only: the directory is the work directory
+            line = f"File      {opened.path.name} ({opened.summary['size']} bytes)"
         lines.append(line)
     lines.append(f"CPUs      {len(opened.cpus)} (see the CPUs panel)")
     return lines

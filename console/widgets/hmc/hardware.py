@@ -66,7 +66,9 @@ _DESCRIBERS = {
     "ipl": _ipl,
     "error": _simple("error", "{message}"),
     "shutdown_action": _simple("notice", "The kernel runs its on_{trigger} action: {action}"),
-    "restart": _simple("info", "CPU {cpu}: restart interruption ({source})"),
+    "restart": lambda event, program: (
+        _simple("info", "CPU {cpu}: restart interruption ({source})")(event, program)
+        if getattr(event, "source", "") == "operator" else []),
     "panic": _simple("error", "Kernel panic on CPU {cpu}: {message}"),
     "hang": _simple("warning", "The kernel reports a hang ({hang}) on CPU {cpu}"),
 }

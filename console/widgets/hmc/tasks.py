@@ -7,6 +7,7 @@ one.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from textual import on
@@ -68,7 +69,10 @@ TASK_BY_ID = {task.id: task for task in TASKS}
 
 
 def key_label(key: str) -> str:
-    return {"colon": ":", "D": "D"}.get(key, key.upper() if key.startswith("f") else key)
+    """How a key is written in the pad and the palette (F5, :, l)."""
+    if key == "colon":
+        return ":"
+    return key.upper() if re.fullmatch(r"f\d+", key) else key
 
 
 class TasksPad(OptionList):
@@ -90,7 +94,7 @@ class TasksPad(OptionList):
             if task.group != group:
                 group = task.group
                 options.append(Option(f"── {group}", disabled=True))
-            options.append(Option(f" {task.title:<24}{key_label(task.key):>3}", id=task.id))
+            options.append(Option(f"{task.title:<25} {key_label(task.key):>3}", id=task.id))
         self.set_options(options)  # type: ignore[arg-type]
         self.highlighted = 1
 

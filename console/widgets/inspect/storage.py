@@ -63,10 +63,15 @@ class HexView(Static, can_focus=True):
     class WindowChanged(Message):
         """The view wants another window of storage."""
 
-        def __init__(self, address: int, length: int) -> None:
+        def __init__(self, hex_view: HexView, address: int, length: int) -> None:
             super().__init__()
+            self.hex_view = hex_view
             self.address = address
             self.length = length
+
+        @property
+        def control(self) -> HexView:
+            return self.hex_view
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
@@ -86,7 +91,7 @@ class HexView(Static, can_focus=True):
     def go(self, address: int) -> None:
         self.address = max(0, address - address % ROW)
         self._previous = None
-        self.post_message(self.WindowChanged(*self.window))
+        self.post_message(self.WindowChanged(self, *self.window))
 
     def action_move(self, rows: int) -> None:
         self.go(self.address + rows * ROW)
@@ -95,7 +100,7 @@ class HexView(Static, can_focus=True):
         self.go(self.address + pages * self.rows * ROW)
 
     def on_resize(self) -> None:
-        self.post_message(self.WindowChanged(*self.window))
+        self.post_message(self.WindowChanged(self, *self.window))
 
     def show(self, result: object) -> None:
         """A probe result: (address, bytes), a ProbeError, or None (no probe yet)."""

@@ -12,7 +12,9 @@ chart. Pure Python: tests feed it synthetic events.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,12 +46,14 @@ STORY: tuple[StageInfo, ...] = (
     StageInfo("panic", "Panic", ("lowcore",)),
     StageInfo("stop", "Operator: Stop all"),
     StageInfo("dump-load", "Operator: Load dump / PSW Restart", ("save area", "dumper")),
+    StageInfo("crash-kexec", "Kernel crash_kexec: status stored", ("save area", "lowcore")),
     StageInfo("dumper", "Stand-alone dumper", ("dumper", "save area")),
+    StageInfo("cpu-status", "Dumper: status of every CPU", ("lowcore", "save area")),
     StageInfo("checks", "Checks: os_info, purgatory", ("os_info", "purgatory")),
     StageInfo("purgatory-verify", "Purgatory verify (SHA-256)", ("purgatory", "crashkernel")),
     StageInfo("purgatory-load", "Purgatory load", ("purgatory", "crashkernel")),
     StageInfo("notes", "CPU registers into ELF notes", ("elf header", "crashkernel")),
-    StageInfo("swap", "Swap [0, crash size) with crashkernel", ("crashkernel", "kernel")),
+    StageInfo("swap", "Swap low memory and crashkernel", ("crashkernel", "kernel")),
     StageInfo("kdump-boot", "kdump kernel boot", ("crashkernel", "elf header", "vmcoreinfo")),
     StageInfo("vmcore", "vmcore written (kdump)", ("crashkernel",)),
     StageInfo("full-dump", "Full dump written (s390 format)", ("dumper",)),
@@ -129,11 +133,13 @@ class Timeline:
         self.stages: dict[str, StageRecord] = {}
         self.current: str | None = None
         self._last_ipl_program: str | None = None
+        self._orphans: list[CheckRecord] = []
         self.reset()
 
     def reset(self) -> None:
         self.stages = {info.name: StageRecord(info) for info in STORY}
         self.current = None
+        self._orphans = []
 
     def ordered(self) -> list[StageRecord]:
         return list(self.stages.values())
@@ -165,6 +171,9 @@ class Timeline:
         if name == "ipl":
             name = self._ipl_stage(detail)
         self._mark(name, event.t, event.status, detail)  # type: ignore[attr-defined]
+        if self._orphans:  # checks made just before the stage said what it was
+            self.stage(name).checks.extend(self._orphans)
+            self._orphans = []
 
     def _ipl_stage(self, detail: str) -> str:
         """Which step an IPL is: the production IPL, the Load of a dump program, or the
@@ -178,7 +187,10 @@ class Timeline:
     def _on_check(self, event: Event) -> None:
         record = CheckRecord(event.what, str(event.expected), str(event.computed),  # type: ignore[attr-defined]
                              bool(event.ok), field_of(event, "guest_ok"), event.t)  # type: ignore[attr-defined]
-        target = self.stage(self.current) if self.current else self.stage("checks")
+        if self.current is None:
+            self._orphans.append(record)
+            return
+        target = self.stage(self.current)
         target.checks.append(record)
         if target.name != "checks" and self.stages["dumper"].status != "pending":
             self.stage("checks").checks.append(record)  # the dumper's checks, all in one place
@@ -220,8 +232,8 @@ class Timeline:
         fmt = str(field_of(event, "format", default=""))
         name = "vmcore" if fmt == "elf" else "full-dump"
         size = int(field_of(event, "bytes", default=0))
-        path = field_of(event, "path", default="")
-        self._mark(name, event.t, "done", f"{path}: {size / 2**20:.1f} MiB ({fmt})")
+        path = Path(str(field_of(event, "path", default="")))
+        self._mark(name, event.t, "done", f"{path.name}: {size / 2**20:.1f} MiB ({fmt})")
 
     def _on_error(self, event: Event) -> None:
         self._note_current(event.t, f"error: {event.message}")  # type: ignore[attr-defined]
@@ -259,8 +271,9 @@ class ProgressState:
     what: str
     done: int
     total: int
-    rate: float | None  # bytes per virtual second
+    rate: float | None  # bytes per second of `clock` time
     eta_s: float | None
+    clock: str = "virtual"  # "virtual", or "host" when the work takes no virtual time
 
     @property
     def fraction(self) -> float:
@@ -268,11 +281,16 @@ class ProgressState:
 
 
 class DumpProgress:
-    """Follows `dump_progress` events; `state` is None when nothing is in progress."""
+    """Follows `dump_progress` events; `state` is None when nothing is in progress.
 
-    def __init__(self) -> None:
+    The rate is measured in virtual time when the work takes virtual time; work the host
+    does in one virtual instant (writing a file) is measured in host time, as it arrives.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.state: ProgressState | None = None
-        self._start: tuple[int, int] | None = None  # (t, done) when the work began
+        self._clock = clock
+        self._start: tuple[int, float, int] | None = None  # (t, host time, done) at the start
 
     def feed(self, events: Iterable[Event]) -> bool:
         changed = False
@@ -290,20 +308,20 @@ class DumpProgress:
         done = int(field_of(event, "done", "bytes_done", "bytes", default=0))
         total = int(field_of(event, "total", "bytes_total", default=0))
         what = str(field_of(event, "what", "stage", "format", default="dump"))
-        if self._start is None or done < self._start[1] or (
+        now = self._clock()
+        if self._start is None or done < self._start[2] or (
                 self.state is not None and self.state.what != what):
-            self._start = (event.t, done)
-        start_t, start_done = self._start
-        elapsed = (event.t - start_t) / 1e9
+            self._start = (event.t, now, done)
+        start_t, start_host, start_done = self._start
+        if event.t > start_t:
+            elapsed, clock = (event.t - start_t) / 1e9, "virtual"
+        else:
+            elapsed, clock = now - start_host, "host"
         rate = (done - start_done) / elapsed if elapsed > 0 and done > start_done else None
         eta = (total - done) / rate if rate else None
-        self.state = ProgressState(what, done, total, rate, eta)
+        self.state = ProgressState(what, done, total, rate, eta, clock)
         if total and done >= total:
             self._start = None
-
-
-def _is_activate(event: Event) -> bool:
-    return event.kind == "hmc" and getattr(event, "operation", "") == "activate"
 
 
 @dataclass(frozen=True)

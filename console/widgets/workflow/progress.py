@@ -15,13 +15,13 @@ CHART_WIDTH = 30
 
 
 def progress_text(state: ProgressState) -> str:
-    """`dump: 12.0 of 64.0 MiB, 85.3 MB/s, 0.6 s left (virtual time)`."""
+    """`dump: 12.0 of 64.0 MiB, 85.3 MB/s, 0.6 s left`."""
     text = f"{state.what}: {state.done / MiB:.1f} of {state.total / MiB:.1f} MiB"
     if state.rate:
         text += f", {state.rate / 1e6:.1f} MB/s"
     if state.eta_s is not None:
         text += f", {state.eta_s:.2f} s left"
-    return text + " (virtual time)"
+    return text + f" ({state.clock} time)"
 
 
 class WorkProgress(Horizontal):
@@ -67,7 +67,8 @@ def chart(dumps: list[DumpRecord]) -> Content:
     rows = sorted(latest.values(), key=lambda record: record.label, reverse=True)
     biggest = max(record.bytes for record in rows)
     slowest = max(record.seconds for record in rows)
-    lines = [Content.from_markup("[b]Dumps of this run[/] (size, and time in virtual seconds)")]
+    lines = [Content.from_markup("[b]Dumps of this run[/] (size, and the time the machine "
+                                 "took to write each file)")]
     for record in rows:
         style = "$success" if record.format == "elf" else "$warning"
         lines.append(Content.from_markup(

@@ -34,8 +34,8 @@ def stage_row(record: StageRecord) -> Content:
     if record.checks:
         checks = f" [$success]✔{len(record.checks) - failed}[/]"
         checks += f" [bold $error]✘{failed}[/]" if failed else ""
-    title_style = "$foreground-muted" if record.status == "pending" else ""
-    return Content.from_markup(f"[{style}]$mark[/] [{title_style}]$title[/]{checks}",
+    title = "[$foreground-muted]$title[/]" if record.status == "pending" else "$title"
+    return Content.from_markup(f"[{style}]$mark[/] {title}{checks}",
                                mark=mark, title=record.info.title)
 
 

@@ -1,0 +1,193 @@
+"""The host's part in the stand-alone dump: preparing the dump device (the `zipl -d` role),
+following the dumper's steps (each check recomputed here), and copying a full dump off the
+device into a file once it is complete (the `zgetdump` role)."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import os
+import struct
+import time
+from typing import TYPE_CHECKING
+
+from machine.checksums import cksm
+from machine.clock import ACTIVATION_TIME
+from machine.devices import BLOCK_SIZE, Device
+from machine.events import (
+    CheckEvent,
+    DumpProgressEvent,
+    DumpWrittenEvent,
+    ErrorEvent,
+    StageEvent,
+)
+from machine.formats.common import atomic_output
+from machine.paths import program_path
+
+if TYPE_CHECKING:
+    from machine.cpu import Cpu
+    from machine.lpar import Lpar
+
+OS_INFO_POINTER = 0xE18
+OS_INFO_MAGIC = 0x4F53494E464F535A
+PURGATORY_ENTRY = 3
+COPY_CHUNK = 8 << 20
+
+CHECKS = {
+    1: "os_info pointer", 2: "os_info magic", 3: "os_info checksum", 4: "os_info version",
+    5: "crashkernel", 6: "purgatory checksum", 7: "purgatory verify",
+}
+WAIT_CODES = {
+    0x4502: "ESSCH: I/O error on the dump device",
+    0x4520: "EOS_INFO_MISSING: no os_info found",
+    0x4521: "EOS_INFO_CSUM_FAILED: os_info checksum incorrect",
+    0x4522: "EOS_INFO_VERSION: os_info major version too high",
+    0x4523: "EOS_INFO_NOCRASHKERNEL: no crashkernel memory defined (kdump not loaded)",
+    0x4530: "purgatory checksum incorrect",
+    0x4531: "a kdump segment failed the purgatory's SHA-256 check",
+    0x4600: "EMEM: device too small for the dump",
+}
+
+
+def prepare_dump_device(device: Device) -> None:
+    """Write the dumper's boot record and program onto the device (`zipl -d`)."""
+    device.install_boot_program("dumper", program_path("dumper").read_bytes(), dump_program=True)
+
+
+def describe_code(code: int) -> str:
+    return WAIT_CODES.get(code, f"code {code:#06x}")
+
+
+class DumperHost:
+    """The stand-alone dumper as the host sees it, for one LPAR."""
+
+    def __init__(self, lpar: Lpar) -> None:
+        self.lpar = lpar
+        self.dumps = 0
+
+    def _stage(self, cpu: Cpu, stage: str, status: str, detail: str = "") -> None:
+        self.lpar.publish(StageEvent(t=self.lpar.clock.now, cpu=cpu.address, stage=stage,
+                                     status=status, detail=detail))
+
+    def started(self, cpu: Cpu, args: tuple[int, ...]) -> None:
+        devno, memory, cpus = args[0], args[1], args[2]
+        self._stage(cpu, "dumper", "running",
+                    f"dumper from {devno:04x}: {memory >> 20} MB, {cpus} CPUs")
+
+    def cpu_status(self, cpu: Cpu, args: tuple[int, ...]) -> None:
+        address, prefix, stored = args[0], args[1], bool(args[2])
+        detail = f"CPU {address}: " + (f"status at prefix {prefix:#x}" if stored else "no status stored")
+        self._stage(cpu, "cpu-status", "done" if stored else "failed", detail)
+
+    # --- the checks, recomputed -----------------------------------------------------------------
+    def check(self, cpu: Cpu, args: tuple[int, ...]) -> None:
+        kind, guest_ok, value = args[0], bool(args[1]), args[2]
+        expected, computed, ok = self._recompute(kind)
+        what = CHECKS.get(kind, f"check {kind}")
+        self.lpar.publish(CheckEvent(t=self.lpar.clock.now, cpu=cpu.address, what=what,
+                                     expected=expected, computed=computed, ok=ok,
+                                     guest_ok=guest_ok, guest_computed=f"{value:#x}"))
+        if kind == 1:
+            self._stage(cpu, "dumper", "done", "CPU status collected")
+            self._stage(cpu, "checks", "running", "os_info and the kdump code")
+        if not guest_ok:
+            self._stage(cpu, "checks", "failed", f"{what} failed")
+        elif kind == 7:
+            self._stage(cpu, "checks", "done", "kdump can be trusted")
+
+    def _os_info(self) -> tuple[int, bytes | None]:
+        storage = self.lpar.storage
+        address = storage.u64(OS_INFO_POINTER)
+        if not address or address % 4096 or address + 4096 > storage.size:
+            return address, None
+        return address, storage.read(address, 4096)
+
+    def _recompute(self, kind: int) -> tuple[str, str, bool]:
+        """(expected, computed, ok) of one check, from memory as it is now."""
+        address, page = self._os_info()
+        if kind == 1:
+            return "page-aligned pointer", f"{address:#x}", page is not None
+        if page is None:
+            return "os_info", "missing", False
+        if kind == 2:
+            magic = struct.unpack_from(">Q", page)[0]
+            return f"{OS_INFO_MAGIC:#018x}", f"{magic:#018x}", magic == OS_INFO_MAGIC
+        if kind == 3:
+            stored, computed = struct.unpack_from(">I", page, 8)[0], cksm(page[0x0C:])
+            return f"{stored:08x}", f"{computed:08x}", stored == computed
+        if kind == 4:
+            major = struct.unpack_from(">H", page, 0x0C)[0]
+            return "<= 1", str(major), major <= 1
+        if kind == 5:
+            base, size = struct.unpack_from(">QQ", page, 0x10)
+            return "crashkernel_addr != 0", f"{base:#x}+{size:#x}", base != 0
+        if kind == 6:
+            return self._recompute_purgatory(page)
+        return self._recompute_segments()
+
+    def _recompute_purgatory(self, page: bytes) -> tuple[str, str, bool]:
+        addr, size, csum = struct.unpack_from(">QQI", page, 0x20 + 20 * PURGATORY_ENTRY)
+        if not addr or not size or addr + size > self.lpar.storage.size:
+            return f"{csum:08x}", "no purgatory entry", False
+        computed = cksm(self.lpar.storage.read(addr, size))
+        return f"{csum:08x}", f"{computed:08x}", computed == csum
+
+    def _recompute_segments(self) -> tuple[str, str, bool]:
+        image = self.lpar.kdump.image
+        if image is None:
+            return "good", "no kdump image known", False
+        view = self.lpar.storage.view
+        bad = [s.name for s in image.hashed
+               if hashlib.sha256(view[s.mem:s.mem + s.memsz]).digest() != hashlib.sha256(s.padded).digest()]
+        return "every segment digest matches", "bad: " + ", ".join(bad) if bad else "good", not bad
+
+    # --- the decision and the full dump ------------------------------------------------------------
+    def decision(self, cpu: Cpu, args: tuple[int, ...]) -> None:
+        if args[0] == 1:
+            self._stage(cpu, "kdump", "running", "dumper hands over to the purgatory (load mode)")
+        else:
+            self._stage(cpu, "full-dump", "running", f"fallback: {describe_code(args[1])}")
+
+    def progress(self, cpu: Cpu, args: tuple[int, ...]) -> None:
+        self.lpar.publish(DumpProgressEvent(t=self.lpar.clock.now, cpu=cpu.address, done=args[0],
+                                            total=args[1]))
+
+    def done(self, cpu: Cpu, args: tuple[int, ...]) -> None:
+        """The dumper finished writing to the device: copy the dump off it into a file."""
+        first_block, size, code = args[0], args[1], args[2]
+        if code != 0:
+            self._stage(cpu, "full-dump", "failed", describe_code(code))
+            return
+        device = self.lpar.devices.get(self.lpar.ipl_devno)
+        try:
+            path, seconds = self._copy_off(device, first_block * BLOCK_SIZE, size)
+        except OSError as exc:
+            self.lpar.publish(ErrorEvent(t=self.lpar.clock.now, cpu=cpu.address,
+                                         message=f"copying the dump off device {device.devno:04x} failed: {exc.strerror}"))
+            self._stage(cpu, "full-dump", "failed", "copy off the device failed")
+            return
+        self.dumps += 1
+        self.lpar.publish(DumpWrittenEvent(t=self.lpar.clock.now, cpu=cpu.address, path=str(path),
+                                           format="s390", bytes=size, seconds=round(seconds, 3)))
+        self._stage(cpu, "full-dump", "done", f"{path.name}: {size} bytes")
+
+    def _copy_off(self, device: Device, offset: int, size: int):
+        device.flush()
+        directory = self.lpar.workdir / "dumps"
+        directory.mkdir(parents=True, exist_ok=True)
+        when = ACTIVATION_TIME + datetime.timedelta(microseconds=self.lpar.clock.now // 1000)
+        stem = f"dump-{when:%Y%m%d-%H%M%S}"
+        path, n = directory / f"{stem}.s390", 1
+        while path.exists():
+            n += 1
+            path = directory / f"{stem}-{n}.s390"
+        started = time.perf_counter()
+        with open(device.path, "rb") as source, atomic_output(path) as target:
+            copied = 0
+            while copied < size:
+                count = os.copy_file_range(source.fileno(), target, min(COPY_CHUNK, size - copied),
+                                           offset + copied)
+                if count <= 0:
+                    raise OSError(5, "short read from the dump device")
+                copied += count
+        return path, time.perf_counter() - started
