@@ -573,13 +573,13 @@ class Lpar:
     def _note_program_check_loop(self, cpu: Cpu) -> None:
         """After a slice: report a CPU that hit the interruption limit, once (until the
         operator stops, resets or loads it)."""
-        if self._slice_interruptions > MAX_INTERRUPTIONS_PER_SLICE:
-            if cpu.address not in self._looping:
-                self._looping.add(cpu.address)
-                code, address, _ = self._last_program_check.get(cpu.address, (0, 0, 0))
-                self.publish(ErrorEvent(t=self.clock.now, cpu=cpu.address, message=(
-                    f"CPU {cpu.address} is in a program-check loop (last: code {code:04x} at "
-                    f"{address:#x}); Stop it, then Reset or Load")))
+        if self._slice_interruptions <= MAX_INTERRUPTIONS_PER_SLICE or cpu.address in self._looping:
+            return
+        self._looping.add(cpu.address)
+        code, address, _ = self._last_program_check.get(cpu.address, (0, 0, 0))
+        self.publish(ErrorEvent(t=self.clock.now, cpu=cpu.address, message=(
+            f"CPU {cpu.address} is in a program-check loop (last: code {code:04x} at "
+            f"{address:#x}); Stop it, then Reset or Load")))
 
     def _after_new_psw(self, uc: Uc, cpu: Cpu) -> None:
         mask, address = cpu.psw

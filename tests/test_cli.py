@@ -52,7 +52,6 @@ def test_help_exits_zero(capsys) -> None:
     ["run"],                                    # no commands
     ["run", "-c", "help", "--scenario", "boot"],  # two sources
     ["run", "-c", "help", "--cpus", "two"],
-    ["inspect", "x"],                           # not there yet: not pretended either
 ])
 def test_usage_errors_exit_2(capsys, argv: list[str]) -> None:
     status, _, err = run(capsys, *argv)
@@ -77,7 +76,9 @@ def test_unknown_scenario_lists_the_known_ones(capsys) -> None:
     status, out, err = run(capsys, "run", "--scenario", "nosuch")
     assert (status, out) == (2, "")
     assert err == ("dumplab run: error: unknown scenario 'nosuch' "
-                   "(known: boot, hang-spin)\n")
+                   "(known: boot, hang-sadump, hang-sadump-corrupt-purgatory, "
+                   "hang-sadump-corrupt-segment, hang-sadump-nokdump, hang-spin, panic-kdump, "
+                   "panic-nokdump, restart-kdump)\n")
 
 
 def test_scenario_names_are_the_contract() -> None:

@@ -119,8 +119,21 @@ def test_panic_stops_the_others_and_waits_disabled(booted):
     assert (wait.cpu, wait.code, wait.enabled) == (panic.cpu, lpar.symbol("stop_run"), False)
 
 
+def test_on_panic_dump_reipls_the_dumper_which_takes_a_full_dump(booted):
+    lpar = booted.lpar
+    booted.os_command("on_panic dump")
+    booted.os_command("panic x", 50 * MS)
+    written = booted.log.of_kind("dump_written")[-1]
+    ipl = booted.log.of_kind("ipl")[-1]
+    assert (ipl.devno, ipl.program) == (0x200, "dumper")
+    assert written.format == "s390"
+    failed = [c for c in booted.log.of_kind("check") if not c.ok]
+    assert [c.what for c in failed] == ["crashkernel"]  # kdump was never loaded
+
+
 def test_on_panic_dump_without_a_dumper_says_so_and_stops(booted):
     lpar = booted.lpar
+    lpar.devices[0x200].write_blocks(0, bytes(4096))  # an unprepared dump device
     booted.os_command("on_panic dump")
     booted.os_command("panic x")
     errors = booted.log.of_kind("error")
@@ -165,7 +178,8 @@ def test_reset_normal_keeps_storage_reset_clear_clears_it(booted):
     "operation, message",
     [
         (lambda l: l.load(0x300), "no device 0300"),
-        (lambda l: l.load(0x200), "device 0200 holds no boot program"),
+        (lambda l: (l.devices[0x200].write_blocks(0, bytes(4096)), l.load(0x200)),
+         "device 0200 holds no boot program"),
         (lambda l: l.load(0x100, parm="TOOLONGPARM"), "bad load parameter"),
         (lambda l: l.stop(7), "no CPU 7"),
         (lambda l: l.psw_restart(2), "no CPU 2"),
