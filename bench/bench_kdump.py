@@ -16,10 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from machine.events import EventBus  # noqa: E402
-from machine.faults import inject  # noqa: E402
-from machine.lpar import Lpar  # noqa: E402
-from machine.profile import Profile, parse_size  # noqa: E402
+from machine.events import EventBus
+from machine.faults import inject
+from machine.lpar import Lpar
+from machine.profile import Profile, parse_size
 
 MS = 1_000_000
 
@@ -40,8 +40,7 @@ def cp_seconds(size: int, directory: Path) -> float:
     source, target = directory / "cp-source", directory / "cp-target"
     with open(source, "wb") as f:
         block = os.urandom(1 << 20)
-        for _ in range(size >> 20):
-            f.write(block)
+        f.writelines(block for _ in range(size >> 20))
         f.write(block[: size % (1 << 20)])
     subprocess.run(["sync"], check=True)
     started = time.perf_counter()

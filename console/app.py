@@ -9,6 +9,7 @@ the operator does becomes a command line for the command layer.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,6 +28,7 @@ from console.widgets.dump.viewer import DumpViewer
 from console.widgets.messages.command_line import CommandHistory
 
 HELP_DIR = Path(__file__).resolve().parent / "help"
+log = logging.getLogger("dumplab.console")
 NEXT_STAGE_TIMEOUT = "10s"
 
 
@@ -104,15 +106,25 @@ class DumpLabApp(App[None]):
 
     @on(FrameReady)
     def _frame(self, message: FrameReady) -> None:
-        self.main.show_frame(message.frame)
+        self._guarded(self.main.show_frame, message.frame)
 
     @on(EventsArrived)
     def _events(self, message: EventsArrived) -> None:
-        self.main.feed_events(message.events)
+        self._guarded(self.main.feed_events, message.events)
 
     @on(CommandDone)
     def _done(self, message: CommandDone) -> None:
-        self.main.show_outcome(message.outcome)
+        self._guarded(self.main.show_outcome, message.outcome)
+
+    def _guarded(self, show: Callable[[Any], None], what: Any) -> None:
+        """Draw what the machine sent; a bug in a view is logged and said in one line, and
+        the console goes on (the operator's machine must not die with the screen)."""
+        try:
+            show(what)
+        except Exception as error:
+            log.exception("the console failed to show %s", type(what).__name__)
+            self.main.acknowledge(f"internal error in the console: {type(error).__name__} "
+                                  f"(details in {self.workdir / 'console.log'})", "refused")
 
     # -- commands ------------------------------------------------------------------------
 

@@ -320,8 +320,7 @@ async def test_bad_input_anywhere_gives_a_message(tmp_path: Path) -> None:
 
 @pilot_test
 async def test_synthetic_stage_check_and_dump_events_light_the_timeline(tmp_path: Path) -> None:
-    from machine.events import CheckEvent, StageEvent
-    from machine.events import DumpProgressEvent, DumpWrittenEvent
+    from machine.events import CheckEvent, DumpProgressEvent, DumpWrittenEvent, StageEvent
 
     app, log = make_app(tmp_path)
     mib = 1 << 20

@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from test_tui_app import until
 from textual.pilot import Pilot
 from textual.widgets import Input
 
@@ -20,7 +21,6 @@ from console.app import DumpLabApp
 from console.widgets.workflow.model import DumpRecord
 from machine.events import Event
 from machine.paths import program_path
-from test_tui_app import until
 
 pytest.importorskip("pytest_textual_snapshot")
 

@@ -324,6 +324,10 @@ class DumpProgress:
             self._start = None
 
 
+def _is_activate(event: Event) -> bool:
+    return event.kind == "hmc" and getattr(event, "operation", "") == "activate"
+
+
 @dataclass(frozen=True)
 class DumpRecord:
     """A dump written in this console run (a `dump_written` event)."""
