@@ -120,7 +120,6 @@ def test_panic_stops_the_others_and_waits_disabled(booted):
 
 
 def test_on_panic_dump_reipls_the_dumper_which_takes_a_full_dump(booted):
-    lpar = booted.lpar
     booted.os_command("on_panic dump")
     booted.os_command("panic x", 50 * MS)
     written = booted.log.of_kind("dump_written")[-1]
