@@ -193,7 +193,10 @@ class MainScreen(Screen[None]):
     def _focus_tab(self, tab: str) -> None:
         targets = {"tab-messages": "#os-command", "tab-hardware": "#hw-log",
                    "tab-workflow": "#stage-list", "tab-registers": "#registers",
-                   "tab-storage": "#hex-view", "tab-code": "#code", "tab-dump": "#dump-tabs"}
+                   "tab-storage": "#hex-view", "tab-code": "#code",
+                   "tab-dump": "#dump-tabs ContentTabs"}
+        # Focus must move into the new tab: a focused widget left in a hidden tab would
+        # switch the tabs back.
         self.query_one(targets[tab]).focus()
 
     @on(TabbedContent.TabActivated, "#views")

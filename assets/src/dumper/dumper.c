@@ -8,6 +8,7 @@
 #include "sigp.h"
 #include "cksm.h"
 #include "kexec.h"
+#include "printk.h"
 
 #define OS_INFO_MAGIC      0x4f53494e464f535aUL
 #define PAGE_SIZE          4096UL
@@ -46,22 +47,6 @@ static unsigned char header[PAGE_SIZE] __attribute__((aligned(8)));
 static unsigned long os_info_address;
 
 /* --- basics -------------------------------------------------------------------------------- */
-
-static void printk(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void printk(const char *fmt, ...)
-{
-	char line[200];
-	va_list ap;
-	int len;
-
-	va_start(ap, fmt);
-	len = vsnprintf(line, sizeof(line) - 1, fmt, ap);
-	va_end(ap);
-	if (len > (int)sizeof(line) - 2)
-		len = sizeof(line) - 2;
-	line[len++] = '\n';
-	hc_console_write(line, len, 5);
-}
 
 /* libc_stop: the disabled wait of zipl's tools, 31-bit mask, the code as address. */
 static void stop(unsigned long code) __attribute__((noreturn));
@@ -115,14 +100,14 @@ static void keep_status(unsigned int cpu, const unsigned char *save)
 	memcpy(psw, save + 0x100, 16);
 	real_cpu_count++;
 	if (!prefix_valid(prefix) || (!psw[0] && !psw[1])) {
-		printk("CPU %u: no status stored%s", cpu,
+		printk(KERN_NOTICE, "CPU %u: no status stored%s", cpu,
 		       cpu == stap() ? " (was the Load done without store status?)" : "");
 		hc_trace(TRACE_DUMPER_CPU, cpu, prefix, 0, 0);
 		return;
 	}
 	memcpy((void *)((unsigned long)prefix + LC_FPREGS_SAVE_AREA), save, LC_SAVE_AREA_SIZE);
 	cpus.prefix[cpus.count++] = prefix;
-	printk("CPU %u: status stored, prefix %08x, PSW %016lx %016lx", cpu, prefix, psw[0], psw[1]);
+	printk(KERN_NOTICE, "CPU %u: status stored, prefix %08x, PSW %016lx %016lx", cpu, prefix, psw[0], psw[1]);
 	hc_trace(TRACE_DUMPER_CPU, cpu, prefix, 1, 0);
 }
 
@@ -147,7 +132,7 @@ static void collect_cpus(void)
 	}
 	/* Absolute 0x1000-0x1FFF as the system left it (store status wrote 0x1200). */
 	memmove((void *)0x1000UL, saved_lowcore + 0x1000, 0x1000);
-	printk("%u CPUs, %u with status", real_cpu_count, (unsigned int)cpus.count);
+	printk(KERN_NOTICE, "%u CPUs, %u with status", real_cpu_count, (unsigned int)cpus.count);
 }
 
 /* --- the kdump checks ---------------------------------------------------------------------- */
@@ -155,7 +140,7 @@ static void collect_cpus(void)
 static int check(enum check kind, int ok, unsigned long value, const char *good, const char *bad)
 {
 	hc_trace(TRACE_DUMPER_CHECK, kind, ok, value, 0);
-	printk("%s %s", ok ? "ok:    " : "FAILED:", ok ? good : bad);
+	printk(KERN_NOTICE, "%s %s", ok ? "ok:    " : "FAILED:", ok ? good : bad);
 	return ok;
 }
 
@@ -177,13 +162,13 @@ static unsigned long kdump_checks(void)
 	unsigned int csum, entry_csum;
 	unsigned short major;
 
-	printk("Checking kdump");
+	printk(KERN_NOTICE, "Checking kdump");
 	memcpy(&os_info_address, saved_lowcore + LC_OS_INFO, 8);
 	if (!check(CHECK_POINTER, os_info_address && !(os_info_address & (PAGE_SIZE - 1)) &&
 		   os_info_address + PAGE_SIZE <= info.memory_size, os_info_address,
 		   "os_info pointer at 0xE18, page aligned", "no os_info pointer at 0xE18 (EOS_INFO_MISSING)")) {
 		if (memory_was_cleared())
-			printk("Memory is empty: a Load clear erased the system. Use a normal Load.");
+			printk(KERN_NOTICE, "Memory is empty: a Load clear erased the system. Use a normal Load.");
 		return EOS_INFO_MISSING;
 	}
 	os_info = (const unsigned char *)os_info_address;
@@ -211,7 +196,7 @@ static unsigned long kdump_checks(void)
 		   cksm((const void *)purgatory, purgatory_size, 0) == entry_csum, purgatory,
 		   "purgatory checksum", "purgatory checksum incorrect: the kdump code was overwritten"))
 		return REASON_PURGATORY_CSUM;
-	printk("Calling the purgatory to verify the kdump kernel (SHA-256 of every segment)");
+	printk(KERN_NOTICE, "Calling the purgatory to verify the kdump kernel (SHA-256 of every segment)");
 	{
 		long (*verify)(long, const struct cpu_table *) = (void *)purgatory;
 		long rc = verify(0, 0);
@@ -233,7 +218,7 @@ static void start_kdump(void)
 
 	memcpy(&purgatory, (const void *)(os_info_address + 0x20 + 20 * OS_INFO_PURGATORY), 8);
 	load = (void *)purgatory;
-	printk("Starting kdump: the purgatory saves the registers and swaps memory");
+	printk(KERN_NOTICE, "Starting kdump: the purgatory saves the registers and swaps memory");
 	hc_trace(TRACE_DUMPER_DECISION, 1, 0, cpus.count, 0);
 	memcpy((void *)0, saved_lowcore, LOWCORE_SIZE);
 	load(1, &cpus);
@@ -272,8 +257,8 @@ static void build_header(unsigned long tod)
 static void dump_failed(const char *why, unsigned long code) __attribute__((noreturn));
 static void dump_failed(const char *why, unsigned long code)
 {
-	printk("%s", why);
-	printk("Dump failed");
+	printk(KERN_NOTICE, "%s", why);
+	printk(KERN_NOTICE, "Dump failed");
 	hc_trace(TRACE_DUMP_DONE, 0, 0, code, 0);
 	stop(code);
 }
@@ -299,7 +284,7 @@ static void write_memory(unsigned long first_block)
 		address += count * PAGE_SIZE;
 		if (address / MiB >= reported + 64 || address == info.memory_size) {
 			reported = address / MiB;
-			printk("%08lu / %08lu MB", reported, total_mb);
+			printk(KERN_NOTICE, "%08lu / %08lu MB", reported, total_mb);
 			hc_trace(TRACE_DUMP_PROGRESS, address, info.memory_size, 0, 0);
 		}
 	}
@@ -313,10 +298,10 @@ static void full_dump(unsigned long reason)
 	unsigned long end_block = DUMP_AREA_BLOCK + 1 + memory_blocks;
 	unsigned long bytes = PAGE_SIZE + info.memory_size + 16;
 
-	printk("Taking a full dump instead (reason %04lx): all %lu MB of memory", reason,
+	printk(KERN_NOTICE, "Taking a full dump instead (reason %04lx): all %lu MB of memory", reason,
 	       info.memory_size / MiB);
 	hc_trace(TRACE_DUMPER_DECISION, 2, reason, cpus.count, 0);
-	printk("Dumping 64 bit OS");
+	printk(KERN_NOTICE, "Dumping 64 bit OS");
 	if ((long)device_blocks < 0 || end_block + 1 > device_blocks)
 		dump_failed("Device too small", EMEM);
 	build_header(stck());
@@ -326,7 +311,7 @@ static void full_dump(unsigned long reason)
 	put_u64(0, DUMP_END_MAGIC);
 	put_u64(8, stck());
 	write_blocks(end_block, 1, header);
-	printk("Dump successful");
+	printk(KERN_NOTICE, "Dump successful");
 	hc_trace(TRACE_DUMP_DONE, DUMP_AREA_BLOCK, bytes, EOK, 0);
 	stop(EOK);
 }
@@ -342,7 +327,7 @@ void dumper_main(void)
 	pgm_new->mask = PSW_MASK_64;
 	pgm_new->addr = (unsigned long)dumper_program_check;
 	hc_machine_info(&info);
-	printk("DumpLab stand-alone dump tool (64 bit), kdump aware");
+	printk(KERN_NOTICE, "DumpLab stand-alone dump tool (64 bit), kdump aware");
 	hc_trace(TRACE_DUMPER_START, info.ipl_devno, info.memory_size, info.cpu_count, 0);
 	collect_cpus();
 	reason = kdump_checks();

@@ -1,5 +1,7 @@
 /* The stand-alone dumper's entry: IPL'd into 0x2000-0x10000, memory Linux leaves unused. The
  * IPL PSW at absolute 0 points here (31-bit mode). */
+#include "startup.h"
+
 #define STACK_SIZE 8192
 
 	.section .head.text, "ax"
@@ -8,17 +10,7 @@ _start:
 	lhi	%r1, 1			/* z/Architecture, as every dumper does first */
 	sigp	%r1, %r0, 0x12
 	sam64
-	larl	%r2, __bss_start
-	larl	%r3, __bss_end
-	sgr	%r3, %r2
-	lghi	%r4, 0
-	lghi	%r5, 0
-0:	mvcle	%r2, %r4, 0
-	jo	0b
-	larl	%r15, dumper_stack
-	aghi	%r15, STACK_SIZE - 160
-	xc	0(8, %r15), 0(%r15)
-	brasl	%r14, dumper_main
+	CLEAR_BSS_AND_CALL dumper_main, dumper_stack, STACK_SIZE
 	larl	%r1, .Lreturned_psw
 	lpswe	0(%r1)
 

@@ -4,6 +4,8 @@
  *   0x10010  kdump entry: the purgatory jumps here in 64-bit mode after the swap
  *   0x10400  parm area: OLDMEM_BASE/SIZE at 0x10418/0x10420, command line at 0x10480
  */
+#include "startup.h"
+
 #define BOOT_STACK_SIZE 16384
 
 	.section .head.text, "ax"
@@ -18,17 +20,7 @@ kdump_entry:
 	lhi	%r1, 2			/* z/Architecture (dump), as head_kdump.S does */
 	sigp	%r1, %r0, 0x12
 	sam64
-	larl	%r2, __bss_start
-	larl	%r3, __bss_end
-	sgr	%r3, %r2
-	lghi	%r4, 0
-	lghi	%r5, 0
-0:	mvcle	%r2, %r4, 0
-	jo	0b
-	larl	%r15, boot_stack
-	aghi	%r15, BOOT_STACK_SIZE - 160
-	xc	0(8, %r15), 0(%r15)
-	brasl	%r14, kdump_main
+	CLEAR_BSS_AND_CALL kdump_main, boot_stack, BOOT_STACK_SIZE
 	j	kdump_stop
 
 	.balign	8

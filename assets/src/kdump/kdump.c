@@ -6,6 +6,8 @@
 #include "hypercall.h"
 #include "cksm.h"
 #include "kexec.h"
+#include "printk.h"
+#include "diag308.h"
 
 #define KERNEL_RELEASE "dumplab-kdump-1.0"
 #define OS_INFO_MAGIC 0x4f53494e464f535aUL
@@ -13,11 +15,6 @@
 #define PT_NOTE 4
 #define PT_LOAD 1
 
-#define KERN_EMERG 0
-#define KERN_ERR 3
-#define KERN_WARNING 4
-#define KERN_NOTICE 5
-#define KERN_INFO 6
 
 /* KDUMP_BOOT steps and KDUMP_CHECK kinds (docs/GUEST_ABI.md). */
 #define BOOT_STARTED     1
@@ -57,22 +54,6 @@ static struct {
 	unsigned long dump_level;
 	int reipl;
 } kdump = { .dump_level = 1, .reipl = 1 };
-
-static void printk(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void printk(int level, const char *fmt, ...)
-{
-	char line[256];
-	va_list ap;
-	int len;
-
-	va_start(ap, fmt);
-	len = vsnprintf(line, sizeof(line) - 1, fmt, ap);
-	va_end(ap);
-	if (len > (int)sizeof(line) - 2)
-		len = sizeof(line) - 2;
-	line[len++] = '\n';
-	hc_console_write(line, len, level);
-}
 
 static void stop(unsigned long code) __attribute__((noreturn));
 static void stop(unsigned long code)
@@ -275,32 +256,16 @@ static void append_vmcoreinfo(unsigned long size)
 
 /* --- re-IPL of the production system ------------------------------------------------------- */
 
-static unsigned char ipib[120] __attribute__((aligned(8)));
-
-static unsigned long diag308(unsigned long subcode, void *address)
-{
-	register unsigned long r2 asm("2") = (unsigned long)address;
-	register unsigned long r3 asm("3") = 0;
-
-	asm volatile("diag %[r2],%[subcode],0x308"
-		     : [r2] "+d" (r2), "+d" (r3) : [subcode] "d" (subcode) : "memory", "cc");
-	return r3;
-}
+static unsigned char ipib[IPIB_SIZE] __attribute__((aligned(8)));
 
 static void reipl_production(void)
 {
 	unsigned int devno = old_u64(0x10400);
 
 	printk(KERN_NOTICE, "kdump: re-IPL of the production system from device %04x", devno);
-	memset(ipib, 0, sizeof(ipib));
-	*(unsigned int *)&ipib[0] = sizeof(ipib);
-	ipib[7] = 1;
-	*(unsigned int *)&ipib[8] = sizeof(ipib) - 8;
-	ipib[12] = 2;
-	memset(&ipib[16], ' ', 8);
-	*(unsigned short *)&ipib[8 + 102] = devno;
-	diag308(5, ipib);
-	diag308(3, 0);	/* load clear: the dump is saved, the old memory is not needed */
+	build_ccw_ipib(ipib, devno);
+	diag308(DIAG308_SET, ipib);
+	diag308(DIAG308_LOAD_CLEAR, 0);	/* the dump is saved: the old memory is not needed */
 	printk(KERN_ERR, "kdump: re-IPL refused");
 }
 

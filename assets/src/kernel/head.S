@@ -6,6 +6,7 @@
  *   0x10400  parm area: IPL device, initrd, OLDMEM_BASE/SIZE, command line at 0x10480
  */
 #include "lowcore.h"
+#include "startup.h"
 
 #define PT_SIZE 160          /* struct pt_regs: 16 GPRs + PSW, rounded up */
 #define FRAME   160          /* the s390x ABI register save area */
@@ -48,17 +49,7 @@ startup:
 	lhi	%r1, 1
 	sigp	%r1, %r0, 0x12
 	sam64
-	larl	%r2, __bss_start
-	larl	%r3, __bss_end
-	sgr	%r3, %r2
-	lghi	%r4, 0
-	lghi	%r5, 0
-0:	mvcle	%r2, %r4, 0
-	jo	0b
-	larl	%r15, boot_stack
-	aghi	%r15, BOOT_STACK_SIZE - FRAME
-	xc	0(8, %r15), 0(%r15)
-	brasl	%r14, start_kernel
+	CLEAR_BSS_AND_CALL start_kernel, boot_stack, BOOT_STACK_SIZE
 	j	stop_here
 
 /* External interruption: registers to the lowcore, a pt_regs on the interrupt stack, C, and

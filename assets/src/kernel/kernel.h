@@ -6,19 +6,13 @@
 #include "lowcore.h"
 #include "hypercall.h"
 #include "sigp.h"
+#include "printk.h"
 
 #define MAX_CPUS        64
 #define PAGE_SIZE       4096UL
 #define MiB             (1UL << 20)
 #define KERNEL_RELEASE  "dumplab-1.0"
 
-#define KERN_EMERG   0
-#define KERN_ALERT   1
-#define KERN_CRIT    2
-#define KERN_ERR     3
-#define KERN_WARNING 4
-#define KERN_NOTICE  5
-#define KERN_INFO    6
 
 /* Lowcore fields of the running CPU: real addresses 0-0x1FFF reach its own prefix area. */
 #define LC_U64(off) (*(volatile unsigned long *)(unsigned long)(off))
@@ -69,9 +63,6 @@ void restart_int_handler(void);
 void call_on_stack(unsigned long arg, unsigned long stack_top, void (*fn)(unsigned long))
 	__attribute__((noreturn));
 void stop_here(void) __attribute__((noreturn));
-
-/* printk.c */
-void printk(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* cpu.c */
 unsigned int smp_processor_id(void);

@@ -1,15 +1,11 @@
 /* panic, PSW restart, and the shutdown actions (on_panic, on_restart) that run when there is
  * no kdump to take over: stop, or dump (re-IPL the stand-alone dumper with DIAG 308). */
 #include "kernel.h"
+#include "diag308.h"
 
 #define TRIGGER_PANIC   1
 #define TRIGGER_RESTART 2
 
-#define DIAG308_LOAD_NORMAL_DUMP 4
-#define DIAG308_LOAD_NORMAL      7
-#define DIAG308_SET              5
-#define IPIB_PBT_CCW             2
-#define IPIB_SIZE                120
 
 static unsigned char ipib[IPIB_SIZE] __attribute__((aligned(8)));
 static volatile unsigned int panic_lock;
@@ -30,34 +26,11 @@ int parse_action(const char *word, enum shutdown_action *action)
 	return 1;
 }
 
-static unsigned long diag308(unsigned long subcode, void *address)
-{
-	register unsigned long r2 asm("2") = (unsigned long)address;
-	register unsigned long r3 asm("3") = 0;
-
-	asm volatile("diag %[r2],%[subcode],0x308"
-		     : [r2] "+d" (r2), "+d" (r3) : [subcode] "d" (subcode) : "memory", "cc");
-	return r3;
-}
-
-/* A CCW IPL parameter block for the dump device: list header, then the CCW block with the
- * load parameter at +8 and the device number at +102. */
-static void build_ccw_ipib(unsigned int devno)
-{
-	memset(ipib, 0, sizeof(ipib));
-	*(unsigned int *)&ipib[0] = IPIB_SIZE;
-	ipib[7] = 1;
-	*(unsigned int *)&ipib[8] = IPIB_SIZE - 8;
-	ipib[12] = IPIB_PBT_CCW;
-	memset(&ipib[16], ' ', 8);
-	*(unsigned short *)&ipib[8 + 102] = devno;
-}
-
 static void reipl_dump_device(void)
 {
 	printk(KERN_EMERG, "dump: re-IPL of the stand-alone dumper on device %04x",
 	       kernel.params.dump_devno);
-	build_ccw_ipib(kernel.params.dump_devno);
+	build_ccw_ipib(ipib, kernel.params.dump_devno);
 	diag308(DIAG308_SET, ipib);
 	diag308(DIAG308_LOAD_NORMAL_DUMP, 0);
 	/* Still here: the machine refused the IPL. */
@@ -72,7 +45,7 @@ void reipl_boot_device(void)
 	printk(KERN_NOTICE, "reipl: re-IPL from device %04x", devno);
 	irq_disable();
 	smp_send_stop();
-	build_ccw_ipib(devno);
+	build_ccw_ipib(ipib, devno);
 	diag308(DIAG308_SET, ipib);
 	diag308(DIAG308_LOAD_NORMAL, 0);
 	printk(KERN_ERR, "reipl: the machine refused the re-IPL");

@@ -11,7 +11,7 @@ from textual.widgets import Static
 
 from console.runner import SPEED_BY_NAME, Frame
 from console.widgets.inspect import symbols
-from console.widgets.inspect.psw import state_flags
+from console.widgets.inspect.psw import state_flags, wait_code_meaning
 from machine.lpar import CpuSnapshot
 
 # LPAR status (as the HMC shows it) -> style of its badge.
@@ -59,7 +59,8 @@ def cpu_badge(cpu: CpuSnapshot, program: str | None) -> Content:
     style = CPU_STYLES.get(cpu.state, "bold")
     where = ""
     if cpu.state == "disabled wait" and cpu.wait_code is not None:
-        where = symbols.symbolize(cpu.wait_code, program) or ""
+        symbol = symbols.symbolize(cpu.wait_code, program)
+        where = wait_code_meaning(cpu.wait_code, program, symbol) or symbol or ""
     return Content.from_markup(
         f"CPU$n [{style}] $flags$code [/]" + (" [$foreground-muted]$where[/]" if where else ""),
         n=str(cpu.address), flags=flags, code=code, where=where)

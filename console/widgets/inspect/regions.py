@@ -24,7 +24,9 @@ OS_INFO_MAGIC = 0x4F53494E464F535A
 OS_INFO_HEADER = 0x20
 OS_INFO_ENTRY = 20
 OS_INFO_ENTRIES = 13
-OS_INFO_ENTRY_NAMES = {0: "vmcoreinfo", 1: "reipl block", 2: "flags"}
+# Entry 3 is where DumpLab's kernel puts the purgatory (assets/src/common/kexec.h,
+# OS_INFO_PURGATORY: the 2011 design's kdump entry).
+OS_INFO_ENTRY_NAMES = {0: "vmcoreinfo", 1: "reipl block", 2: "flags", 3: "purgatory"}
 
 
 @dataclass(frozen=True)

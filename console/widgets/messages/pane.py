@@ -27,10 +27,11 @@ class OsMessages(Vertical):
 
     HELP_TOPIC = "messages"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("f3", "filter", "Filter", id="messages.filter", tooltip="Filter the messages"),
+        Binding("f3", "filter", "Filter", show=False, id="messages.filter",
+                tooltip="Filter the messages"),
         Binding("f4", "hold", "Hold", id="messages.hold",
                 tooltip="Hold the display (messages keep arriving)"),
-        Binding("f9", "priority", "Priority", id="messages.priority",
+        Binding("f9", "priority", "Priority", show=False, id="messages.priority",
                 tooltip="Send the next commands as priority commands"),
         Binding("escape", "focus_log", "Log", show=False, id="messages.log"),
     ]
@@ -53,8 +54,8 @@ class OsMessages(Vertical):
             yield Input(placeholder="filter (F3)", id="messages-filter")
             yield Select([(f"level: {name}", rank) for name, rank in LEVEL_CHOICES],
                          value=7, allow_blank=False, id="messages-level")
-            yield Checkbox("Hold", id="messages-hold")
-            yield Checkbox("Priority", id="messages-priority")
+            yield Checkbox("Hold (F4)", id="messages-hold")
+            yield Checkbox("Priority (F9)", id="messages-priority")
         yield MessageLog(self.store, id="os-log")
         yield HistoryInput(placeholder="command to the operating system (Enter sends, "
                                        "Up: history, Esc: log)", id="os-command")
@@ -70,7 +71,8 @@ class OsMessages(Vertical):
     def append(self, lines: list[LogLine]) -> None:
         self.log_view.append(lines)
         if self.log_view.held:
-            self.query_one("#messages-hold", Checkbox).label = f"Hold ({self.log_view.held_count} new)"
+            self.query_one("#messages-hold", Checkbox).label = (
+                f"Hold (F4): {self.log_view.held_count} new")
 
     # -- controls --------------------------------------------------------------------------
 
@@ -86,7 +88,7 @@ class OsMessages(Vertical):
     def _hold(self, event: Checkbox.Changed) -> None:
         self.log_view.held = event.value
         if not event.value:
-            event.checkbox.label = "Hold"
+            event.checkbox.label = "Hold (F4)"
 
     @on(Input.Submitted, "#os-command")
     def _send(self, event: Input.Submitted) -> None:

@@ -1,5 +1,7 @@
-/* Operating System Messages: printk to the HMC console (the SCLP's role, by hypercall). */
-#include "kernel.h"
+/* printk for every DumpLab guest program: format one line and hand it to the console. */
+#include "libc.h"
+#include "hypercall.h"
+#include "printk.h"
 
 void printk(int level, const char *fmt, ...)
 {
