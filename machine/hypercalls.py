@@ -7,6 +7,7 @@ docs/FIDELITY.md). Arguments are real addresses of the calling CPU.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from unicorn import Uc
@@ -14,7 +15,7 @@ from unicorn.s390x_const import UC_S390X_REG_R0
 
 from machine.clock import TOD_PER_SECOND
 from machine.cpu import Cpu
-from machine.devices import BLOCK_SIZE, DeviceError
+from machine.devices import BLOCK_SIZE, Device, DeviceError
 from machine.storage import StorageError
 
 if TYPE_CHECKING:
@@ -126,22 +127,18 @@ class Hypercalls:
         return device.blocks if device else ERR_NO_DEVICE
 
     def _block_read(self, uc: Uc, cpu: Cpu, devno: int, block: int, count: int, address: int, *_: int) -> int:
-        device = self.lpar.devices.get(devno)
-        if device is None:
-            return ERR_NO_DEVICE
-        if count > MAX_BLOCK_COUNT or block + count > device.blocks:
-            return ERR_OUT_OF_RANGE
-        try:
-            self.lpar.storage.check(address, count * BLOCK_SIZE)
-            data = device.read_blocks(block, count)
-            self._write(cpu, address, data)
-        except StorageError:
-            return ERR_BAD_BUFFER
-        except (DeviceError, OSError):
-            return ERR_IO
-        return 0
+        def transfer(device: Device) -> None:
+            self._write(cpu, address, device.read_blocks(block, count))
+        return self._block_io(devno, block, count, address, transfer)
 
     def _block_write(self, uc: Uc, cpu: Cpu, devno: int, block: int, count: int, address: int, *_: int) -> int:
+        def transfer(device: Device) -> None:
+            device.write_blocks(block, self._view(cpu, address, count * BLOCK_SIZE))
+        return self._block_io(devno, block, count, address, transfer)
+
+    def _block_io(self, devno: int, block: int, count: int, address: int,
+                  transfer: Callable[[Device], None]) -> int:
+        """Check a block I/O request like a channel program would be, then run it."""
         device = self.lpar.devices.get(devno)
         if device is None:
             return ERR_NO_DEVICE
@@ -149,8 +146,7 @@ class Hypercalls:
             return ERR_OUT_OF_RANGE
         try:
             self.lpar.storage.check(address, count * BLOCK_SIZE)
-            data = self._view(cpu, address, count * BLOCK_SIZE)
-            device.write_blocks(block, data)
+            transfer(device)
         except StorageError:
             return ERR_BAD_BUFFER
         except (DeviceError, OSError):

@@ -5,6 +5,7 @@
  *   0x10400  parm area: OLDMEM_BASE/SIZE at 0x10418/0x10420, command line at 0x10480
  */
 #include "startup.h"
+#include "parmarea.h"
 
 #define BOOT_STACK_SIZE 16384
 
@@ -27,21 +28,7 @@ kdump_entry:
 .Lnot_kdump_psw:
 	.quad	0x0002000180000000, _start
 
-	.org	0x400
-	.globl	parmarea
-parmarea:
-	.quad	0			/* 0x10400 IPL_DEVICE */
-	.quad	0			/* 0x10408 INITRD_START */
-	.quad	0			/* 0x10410 INITRD_SIZE */
-	.quad	0			/* 0x10418 OLDMEM_BASE */
-	.quad	0			/* 0x10420 OLDMEM_SIZE */
-	.quad	0			/* 0x10428 KERNEL_VERSION */
-	.quad	896			/* 0x10430 MAX_COMMAND_LINE_SIZE */
-	.org	0x480
-	.globl	command_line
-command_line:
-	.fill	896, 1, 0
-	.org	0x1000
+	PARMAREA
 
 	.text
 /* A program check in the kdump kernel: nothing to save any more; stop with the PSW address

@@ -7,6 +7,7 @@
  */
 #include "lowcore.h"
 #include "startup.h"
+#include "parmarea.h"
 
 #define PT_SIZE 160          /* struct pt_regs: 16 GPRs + PSW, rounded up */
 #define FRAME   160          /* the s390x ABI register save area */
@@ -26,21 +27,7 @@ kdump_entry:
 .Lno_kdump_psw:
 	.quad	0x0002000180000000, kdump_entry
 
-	.org	0x400
-	.globl	parmarea
-parmarea:
-	.quad	0			/* 0x10400 IPL_DEVICE */
-	.quad	0			/* 0x10408 INITRD_START */
-	.quad	0			/* 0x10410 INITRD_SIZE */
-	.quad	0			/* 0x10418 OLDMEM_BASE */
-	.quad	0			/* 0x10420 OLDMEM_SIZE */
-	.quad	0			/* 0x10428 KERNEL_VERSION */
-	.quad	896			/* 0x10430 MAX_COMMAND_LINE_SIZE */
-	.org	0x480
-	.globl	command_line
-command_line:
-	.fill	896, 1, 0
-	.org	0x1000
+	PARMAREA
 
 	.text
 /* The IPL left us in 31-bit mode with everything disabled. Switch to z/Architecture as Linux
@@ -52,53 +39,30 @@ startup:
 	CLEAR_BSS_AND_CALL start_kernel, boot_stack, BOOT_STACK_SIZE
 	j	stop_here
 
-/* External interruption: registers to the lowcore, a pt_regs on the interrupt stack, C, and
- * back through the (possibly edited) old PSW. C clears the wait bit of an idle CPU's old PSW so
- * that the idle loop goes on after the interruption. */
-	.globl	ext_int_handler
-ext_int_handler:
-	stmg	%r0, %r15, LC_SAVE_AREA_ASYNC
-	lg	%r15, LC_KERNEL_STACK
+/* An interruption handler: registers to a lowcore save area, a pt_regs on the given stack,
+ * C, and back through the (possibly edited) old PSW. */
+	.macro	INTERRUPTION_HANDLER name, save_area, stack, old_psw, handler
+	.globl	\name
+\name:
+	stmg	%r0, %r15, \save_area
+	lg	%r15, \stack
 	aghi	%r15, -(FRAME + PT_SIZE)
 	xc	0(8, %r15), 0(%r15)
 	la	%r2, FRAME(%r15)
-	mvc	0(128, %r2), LC_SAVE_AREA_ASYNC
-	mvc	128(16, %r2), LC_EXT_OLD_PSW
-	brasl	%r14, do_ext_interrupt
+	mvc	0(128, %r2), \save_area
+	mvc	128(16, %r2), \old_psw
+	brasl	%r14, \handler
 	la	%r2, FRAME(%r15)
-	mvc	LC_EXT_OLD_PSW(16), 128(%r2)
+	mvc	\old_psw(16), 128(%r2)
 	lmg	%r0, %r15, 0(%r2)
-	lpswe	LC_EXT_OLD_PSW
+	lpswe	\old_psw
+	.endm
 
-	.globl	pgm_check_handler
-pgm_check_handler:
-	stmg	%r0, %r15, LC_SAVE_AREA_SYNC
-	lg	%r15, LC_PGM_STACK
-	aghi	%r15, -(FRAME + PT_SIZE)
-	xc	0(8, %r15), 0(%r15)
-	la	%r2, FRAME(%r15)
-	mvc	0(128, %r2), LC_SAVE_AREA_SYNC
-	mvc	128(16, %r2), LC_PGM_OLD_PSW
-	brasl	%r14, do_program_check
-	la	%r2, FRAME(%r15)
-	mvc	LC_PGM_OLD_PSW(16), 128(%r2)
-	lmg	%r0, %r15, 0(%r2)
-	lpswe	LC_PGM_OLD_PSW
-
-	.globl	svc_handler
-svc_handler:
-	stmg	%r0, %r15, LC_SAVE_AREA_SYNC
-	lg	%r15, LC_PGM_STACK
-	aghi	%r15, -(FRAME + PT_SIZE)
-	xc	0(8, %r15), 0(%r15)
-	la	%r2, FRAME(%r15)
-	mvc	0(128, %r2), LC_SAVE_AREA_SYNC
-	mvc	128(16, %r2), LC_SVC_OLD_PSW
-	brasl	%r14, do_svc
-	la	%r2, FRAME(%r15)
-	mvc	LC_SVC_OLD_PSW(16), 128(%r2)
-	lmg	%r0, %r15, 0(%r2)
-	lpswe	LC_SVC_OLD_PSW
+/* C clears the wait bit of an idle CPU's external old PSW, so that the idle loop goes on after
+ * the interruption. */
+	INTERRUPTION_HANDLER ext_int_handler, LC_SAVE_AREA_ASYNC, LC_KERNEL_STACK, LC_EXT_OLD_PSW, do_ext_interrupt
+	INTERRUPTION_HANDLER pgm_check_handler, LC_SAVE_AREA_SYNC, LC_PGM_STACK, LC_PGM_OLD_PSW, do_program_check
+	INTERRUPTION_HANDLER svc_handler, LC_SAVE_AREA_SYNC, LC_PGM_STACK, LC_SVC_OLD_PSW, do_svc
 
 /* Restart interruption (PSW Restart at the HMC, or SIGP restart from another CPU): save the
  * interrupted registers, switch to the restart stack, call restart_fn(restart_data). */
