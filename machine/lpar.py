@@ -802,7 +802,10 @@ class Lpar:
     def _trace_boot_stage(self, cpu: Cpu, args: tuple[int, ...]) -> None:
         stage, cpus = args[0], args[1]
         now = self.clock.now
-        if stage == 5:
+        if stage == 6:
+            self.publish(StageEvent(t=now, cpu=cpu.address, stage="workload-filled", status="done",
+                                    detail=f"{args[2] >> 20} MB of recognisable data in place"))
+        elif stage == 5:
             self.publish(StageEvent(t=now, cpu=cpu.address, stage="boot", status="done", detail="kernel up"))
             self.publish(StageEvent(t=now, cpu=cpu.address, stage="workload", status="done",
                                     detail=f"workload running on {cpus} CPUs"))

@@ -10,6 +10,7 @@ volatile int loop_hang;
 static volatile int deadlock_partner = -1;
 static volatile int deadlock_stage;
 static volatile unsigned int cpus_in_loop;
+static volatile unsigned int cpus_filled;
 
 #define PAGE_MAGIC 0xD0D0CAFE00000000UL
 #define CHUNK_PAGES 16
@@ -54,8 +55,14 @@ static void fill_chunk(unsigned int cpu)
 		end = w->pages;
 	for (; w->filled < end; w->filled++)
 		fill_page(w->start + w->filled * PAGE_SIZE, cpu, w->filled, 0);
-	if (w->filled == w->pages)
-		printk(KERN_INFO, "workload: CPU %u filled %lu pages", cpu, w->pages);
+	if (w->filled < w->pages)
+		return;
+	printk(KERN_INFO, "workload: CPU %u filled %lu pages", cpu, w->pages);
+	if (__sync_add_and_fetch(&cpus_filled, 1) == kernel.ncpus) {
+		printk(KERN_NOTICE, "workload: %lu MB of recognisable data in place",
+		       kernel.workload_size >> 20);
+		hc_trace(TRACE_BOOT_STAGE, 6, kernel.ncpus, kernel.workload_size, 0);
+	}
 }
 
 /* After the fill: rewrite one page per heartbeat so memory keeps changing. */
