@@ -284,3 +284,14 @@ def test_kdump_can_be_loaded_at_boot_by_the_profile(tmp_path):
     assert [(e.loaded, e.segments) for e in loads] == [(True, 4)]
     assert loads[0].t <= log.of_kind("stage")[-1].t
     lpar.close()
+
+
+def test_the_same_crash_twice_gives_byte_identical_vmcores(tmp_path):
+    paths = []
+    for name in ("first", "second"):
+        run = booted_with_kdump(tmp_path / name, 2)
+        trigger(run, "panic")
+        paths.append(Path(wait_for_vmcore(run).path))
+        run.lpar.close()
+    assert paths[0].name == paths[1].name
+    assert paths[0].read_bytes() == paths[1].read_bytes()

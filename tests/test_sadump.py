@@ -244,3 +244,14 @@ def test_the_dumper_refuses_a_device_too_small(tmp_path):
     assert console[-2:] == ["Device too small", "Dump failed"]
     assert not (tmp_path / "dumps").exists()
     lpar.close()
+
+
+def test_the_same_hang_twice_gives_byte_identical_full_dumps(tmp_path):
+    digests = []
+    for name in ("first", "second"):
+        hung = hung_system(tmp_path / name, "deadlock", kdump=False, cpus=2)
+        stop_and_load_dumper(hung)
+        written = wait_for_dump(hung)
+        digests.append(hashlib.sha256(Path(written.path).read_bytes()).hexdigest())
+        hung.lpar.close()
+    assert digests[0] == digests[1]
