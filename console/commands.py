@@ -689,14 +689,18 @@ _SPECS = (
         "it as a priority command.",
         _parse_oscmd, _run_oscmd),
     CommandSpec(
-        "fault", "fault hang KIND | panic [TEXT] | corrupt WHAT | unload-kdump",
-        "Inject a fault: a hang, a panic, a corrupted byte, or kdump unloaded.",
+        "fault", "fault hang KIND | panic [TEXT] | corrupt WHAT | unload-kdump | kdump-save-fails",
+        "Inject a fault: a hang, a panic, a corrupted byte, kdump unloaded, or kdump failing "
+        "after its swap.",
         "`hang spin`: a CPU spins with interrupts off holding a lock; `hang wait`: a disabled "
         "wait; `hang deadlock`: CPUs deadlock on locks; `hang loop`: every CPU loops. "
         "`panic [TEXT]`: the kernel panics with TEXT as its message. "
         "`corrupt purgatory`, `corrupt os_info`, `corrupt segment N|kernel|elfcorehdr|initrd`: "
         "flip one byte, so that a checksum or digest no longer matches. "
-        "`unload-kdump`: the kdump kernel is unloaded without the operator seeing it.",
+        "`unload-kdump`: the kdump kernel is unloaded without the operator seeing it. "
+        "`kdump-save-fails`: the next vmcore save finds its target full (No space left on "
+        "device), so kdump fails after the swap and stops in the disabled wait 0x4B02; a "
+        "stand-alone dump then holds two systems (`dumplab inspect --select prod|kdump`).",
         _parse_fault, _run_fault),
     CommandSpec(
         "kdump", "kdump [load|unload|status]",

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any, TextIO
 
 from machine.formats import DumpFormatError, convert, open_dump
+from machine.formats.select import select_system
 from machine.formats.summary import summarize
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -26,9 +27,9 @@ def _problem(path: str, error: Exception) -> str:
 
 
 def inspect_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """`dumplab inspect FILE [--json]`."""
+    """`dumplab inspect FILE [--select prod|kdump|all] [--json]`."""
     try:
-        summary = summarize(open_dump(args.file))
+        summary = summarize(select_system(open_dump(args.file), args.select))
     except (DumpFormatError, OSError, ValueError) as error:
         err.write(f"dumplab inspect: {_problem(args.file, error)}\n")
         return EXIT_FAILED
@@ -40,9 +41,9 @@ def inspect_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def convert_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """`dumplab convert IN OUT [--format elf|s390]`."""
+    """`dumplab convert IN OUT [--format elf|s390] [--select prod|kdump]`."""
     try:
-        result = convert(args.input, args.output, args.format)
+        result = convert(args.input, args.output, args.format, select=args.select)
     except (DumpFormatError, OSError, ValueError) as error:
         err.write(f"dumplab convert: {_problem(args.input, error)}\n")
         return EXIT_FAILED
@@ -50,7 +51,10 @@ def convert_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         err.write(f"dumplab convert: interrupted, {args.output} not written\n")
         return EXIT_FAILED
     write = result.write
-    out.write(f"{args.input} ({result.in_format}) -> {args.output} ({result.out_format}): "
+    source = result.in_format
+    if result.select != "all":
+        source += f", {result.select} system"
+    out.write(f"{args.input} ({source}) -> {args.output} ({result.out_format}): "
               f"{write.bytes_written} bytes in {write.seconds:.2f} s, "
               f"{write.pages_written} pages written, {write.pages_skipped} zero pages left "
               "out\n")
@@ -84,6 +88,26 @@ def _s390_lines(s390: dict[str, Any]) -> Iterator[str]:
            f"end marker DUMP_END, tod {s390['end_tod']:016x}")
 
 
+SYSTEM_NAMES = {"prod": "the production system, the swap undone",
+                "kdump": "the kdump kernel's system"}
+
+
+def _selection_lines(selection: dict[str, Any]) -> Iterator[str]:
+    """Which system is shown, when the dump holds two (nothing for a dump of one system)."""
+    two = selection.get("two_systems")
+    if two is None:
+        return
+    where = (f"a kdump kernel at 0x10418: OLDMEM_BASE {two['oldmem_base']:#x}, OLDMEM_SIZE "
+             f"{_size(two['oldmem_size'])}")
+    select = selection["select"]
+    if select == "all":
+        yield f"Systems   two, {where}"
+        yield "          shown as dumped; --select prod or --select kdump shows one of them"
+        return
+    yield f"Selected  {select}: {SYSTEM_NAMES[select]} ({where})"
+    yield f"          CPUs from {selection['cpus_source']}"
+
+
 def _memory_lines(memory: dict[str, Any]) -> Iterator[str]:
     label = "Memory"
     for item in memory["ranges"] or [{"start": 0, "end": 0, "size": 0}]:
@@ -115,10 +139,12 @@ def describe_psw(psw: dict[str, Any]) -> str:
     return ", ".join(parts) + f"; {state}"
 
 
-def _cpu_lines(cpu: dict[str, Any], dump_format: str) -> Iterator[str]:
+def _cpu_lines(cpu: dict[str, Any], dump_format: str, origin: str | None = None) -> Iterator[str]:
     psw = cpu["psw"]
-    # A vmcore numbers its CPUs by pr_pid; an s390 dump lists their prefixes in lc_vec.
-    origin = f"pr_pid {cpu['pid']}" if dump_format == "elf" else f"lc_vec[{cpu['pid'] - 1}]"
+    # A vmcore numbers its CPUs by pr_pid; an s390 dump lists their prefixes in lc_vec; a
+    # selected system says where it found each CPU (origin).
+    if origin is None:
+        origin = f"pr_pid {cpu['pid']}" if dump_format == "elf" else f"lc_vec[{cpu['pid'] - 1}]"
     yield f"CPU {cpu['pid']} ({origin})  prefix {cpu['prefix']:#010x}"
     yield f"  PSW   {psw['mask']:016x} {psw['address']:016x}"
     yield f"        {describe_psw(psw)}"
@@ -137,11 +163,14 @@ def render(summary: dict[str, Any]) -> Iterator[str]:
     yield f"Format    {_format_line(summary)}"
     if summary["format"] == "s390":
         yield from _s390_lines(summary["s390"])
+    selection = summary.get("selection", {})
+    yield from _selection_lines(selection)
     yield from _memory_lines(summary["memory"])
     yield f"CPUs      {len(summary['cpus'])}"
-    for cpu in summary["cpus"]:
+    origins = selection.get("cpu_origins") or [None] * len(summary["cpus"])
+    for cpu, origin in zip(summary["cpus"], origins, strict=True):
         yield ""
-        yield from _cpu_lines(cpu, summary["format"])
+        yield from _cpu_lines(cpu, summary["format"], origin)
     yield ""
     text = summary["vmcoreinfo"]
     if text is None:

@@ -2,7 +2,9 @@
 
 Faults are injected the way a test module in the guest would trigger them: a hidden command
 to the production kernel, which then hangs or panics by itself, in real s390x code. A system
-that is already dead cannot take new faults, exactly like the real thing.
+that is already dead cannot take new faults, exactly like the real thing. Corruptions flip a
+byte in storage; `kdump-save-fails` arms the host's save step (the dump target is full), so
+that kdump fails after the swap and a later stand-alone dump holds two systems.
 """
 
 from __future__ import annotations
@@ -30,10 +32,12 @@ def describe() -> list[str]:
     """One line per fault, for help texts."""
     return ([f"hang {kind}" for kind in HANG_KINDS]
             + ["panic [TEXT]", "corrupt purgatory", "corrupt os_info",
-               "corrupt segment N|kernel|elfcorehdr|initrd", "unload-kdump"])
+               "corrupt segment N|kernel|elfcorehdr|initrd", "unload-kdump",
+               "kdump-save-fails"])
 
 
-FAULT_KINDS = ("hang", "panic", "corrupt", "unload-kdump")
+FAULT_KINDS = ("hang", "panic", "corrupt", "unload-kdump", "kdump-save-fails")
+NO_ARGUMENT_KINDS = ("unload-kdump", "kdump-save-fails")
 
 
 def _expected(options: tuple[str, ...] | list[str]) -> str:
@@ -54,8 +58,8 @@ def check_words(words: list[str]) -> None:
             raise FaultError(f"unknown hang '{' '.join(args)}' (expected {_expected(HANG_KINDS)})")
     if kind == "corrupt":
         _corrupt_target(args)
-    if kind == "unload-kdump" and args:
-        raise FaultError("unload-kdump takes no arguments")
+    if kind in NO_ARGUMENT_KINDS and args:
+        raise FaultError(f"{kind} takes no arguments")
 
 
 def _corrupt_target(args: list[str]) -> tuple[str, int]:
@@ -82,6 +86,8 @@ def inject(lpar: Lpar, words: list[str]) -> str:
     kind, args = words[0], words[1:]
     if kind == "corrupt":
         return _corrupt(lpar, *_corrupt_target(args))
+    if kind == "kdump-save-fails":
+        return _save_fails(lpar)
     if kind == "hang":
         command, detail = f"hang {args[0]}", args[0]
     elif kind == "panic":
@@ -114,6 +120,22 @@ def _corrupt(lpar: Lpar, target: str, index: int) -> str:
         return _flip(lpar, image.unused_purgatory_byte(), "purgatory")
     segment = image.hashed[index]
     return _flip(lpar, segment.mem + segment.memsz // 2, f"segment {index} ({segment.name})")
+
+
+def _save_fails(lpar: Lpar) -> str:
+    """Arm the host's save step: the next VMCORE_SAVE finds the dump target full. Nothing
+    in storage changes, so every check before it passes and kdump fails only after the swap."""
+    from machine.lpar import HmcError
+
+    if not lpar.activated:
+        raise HmcError("cannot inject a fault: the LPAR is not activated")
+    if lpar.kdump.image is None:
+        raise HmcError("cannot make the vmcore save fail: no kdump kernel is loaded "
+                       "(kdump load first)")
+    lpar.kdump.fail_next_save = True
+    detail = "the next vmcore save will fail: No space left on device"
+    lpar.publish(FaultEvent(t=lpar.clock.now, cpu=None, fault="kdump-save-fails", detail=detail))
+    return f"Fault injected: kdump-save-fails: {detail}"
 
 
 def _flip(lpar: Lpar, address: int, what: str) -> str:

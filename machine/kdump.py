@@ -29,6 +29,7 @@ from machine.events import (
 )
 from machine.formats.common import DumpFormatError
 from machine.formats.elfcore import write_vmcore
+from machine.formats.select import swap_run_end, undo_swap
 from machine.status import capture
 from machine.storage import StorageError
 
@@ -57,24 +58,18 @@ _PHDR = struct.Struct(">IIQQQQQQ")
 
 class OldMemory:
     """Old memory as the kdump kernel presents it: [0, OLDMEM_SIZE) lives at OLDMEM_BASE
-    after the swap and the crashkernel region holds the kdump system, so reads undo the swap."""
+    after the swap and the crashkernel region holds the kdump system, so reads undo the swap
+    (the same rule as `dumplab inspect --select prod`, machine/formats/select.py)."""
 
     def __init__(self, view: memoryview, base: int, size: int) -> None:
         self.view, self.base, self.size = view, base, size
 
     def translate(self, old: int) -> int:
-        if old < self.size:
-            return old + self.base
-        if self.base <= old < self.base + self.size:
-            return old - self.base
-        return old
+        return undo_swap(old, self.base, self.size)
 
     def _run_end(self, old: int) -> int:
         """End of the stretch from old that maps contiguously."""
-        for boundary in (self.size, self.base, self.base + self.size):
-            if old < boundary:
-                return boundary
-        return len(self.view)
+        return swap_run_end(old, self.base, self.size, len(self.view))
 
     def read(self, address: int, length: int) -> bytes | memoryview:
         end = address + length
@@ -97,6 +92,8 @@ class KdumpHost:
         self.lpar = lpar
         self.image: kexec.CrashImage | None = None
         self.vmcores = 0
+        # The instructor's `fault kdump-save-fails`: the next VMCORE_SAVE finds its target full.
+        self.fail_next_save = False
 
     def _stage(self, cpu: Cpu | None, stage: str, status: str, detail: str = "") -> None:
         self.lpar.publish(StageEvent(t=self.lpar.clock.now, cpu=cpu.address if cpu else None,
@@ -284,6 +281,9 @@ class KdumpHost:
         old = OldMemory(storage.view, storage.u64(OLDMEM_BASE), storage.u64(OLDMEM_SIZE))
         path = self._vmcore_path()
         self._stage(cpu, "vmcore", "running", f"writing {path.name}")
+        if self.fail_next_save:
+            return self._injected_save_failure(cpu, path)
+        path.parent.mkdir(parents=True, exist_ok=True)
         try:
             result = write_vmcore(path, notes, ranges, old.read, filter_zero_pages=dump_level > 0,
                                   progress=self._progress(cpu))
@@ -299,6 +299,16 @@ class KdumpHost:
             pages_written=result.pages_written, pages_skipped=result.pages_skipped))
         self._stage(cpu, "vmcore", "done", f"{path.name}: {result.bytes_written} bytes")
         return 0
+
+    def _injected_save_failure(self, cpu: Cpu, path: Path) -> int:
+        """The injected fault: the target is full before the first byte, as makedumpfile
+        finds it; nothing is written, and the kdump kernel is told of an I/O error."""
+        self.fail_next_save = False
+        reason = "No space left on device (injected)"
+        self.lpar.publish(ErrorEvent(t=self.lpar.clock.now, cpu=cpu.address,
+                                     message=f"vmcore: cannot write {path}: {reason}"))
+        self._stage(cpu, "vmcore", "failed", reason)
+        return ERR_IO
 
     def _progress(self, cpu: Cpu) -> Callable[[int, int], None]:
         def report(done: int, total: int) -> None:
@@ -323,10 +333,10 @@ class KdumpHost:
         return notes, ranges
 
     def _vmcore_path(self) -> Path:
-        """dumps/vmcore-YYYYMMDD-HHMMSS from the virtual clock, so reruns name files alike."""
+        """dumps/vmcore-YYYYMMDD-HHMMSS from the virtual clock, so reruns name files alike.
+        The directory is not created here: a save that fails must leave nothing behind."""
         when = ACTIVATION_TIME + datetime.timedelta(microseconds=self.lpar.clock.now // 1000)
         directory = self.lpar.workdir / "dumps"
-        directory.mkdir(parents=True, exist_ok=True)
         stem = f"vmcore-{when:%Y%m%d-%H%M%S}"
         path, n = directory / stem, 1
         while path.exists():

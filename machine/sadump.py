@@ -75,9 +75,13 @@ class DumperHost:
                     f"dumper from {devno:04x}: {memory >> 20} MB, {cpus} CPUs")
 
     def cpu_status(self, cpu: Cpu, args: tuple[int, ...]) -> None:
-        address, prefix, stored = args[0], args[1], bool(args[2])
-        detail = f"CPU {address}: " + (f"status at prefix {prefix:#x}" if stored else "no status stored")
-        self._stage(cpu, "cpu-status", "done" if stored else "failed", detail)
+        address, prefix, kept = args[0], args[1], args[2]
+        detail = f"CPU {address}: " + {
+            0: "no status stored",
+            1: f"status at prefix {prefix:#x}",
+            2: f"status stored, prefix {prefix:#x} is no lowcore of its own",
+        }.get(kept, "?")
+        self._stage(cpu, "cpu-status", "done" if kept == 1 else "failed", detail)
 
     # --- the checks, recomputed -----------------------------------------------------------------
     def check(self, cpu: Cpu, args: tuple[int, ...]) -> None:

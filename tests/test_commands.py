@@ -64,6 +64,7 @@ GOOD_LINES = [
     ("fault panic", "fault", {"words": ["panic"]}),
     ("fault corrupt segment initrd", "fault", {"words": ["corrupt", "segment", "initrd"]}),
     ("fault unload-kdump", "fault", {"words": ["unload-kdump"]}),
+    ("fault kdump-save-fails", "fault", {"words": ["kdump-save-fails"]}),
     ("kdump load", "kdump", {"action": "load"}),
     ("kdump", "kdump", {"action": "status"}),
     ("fault panic Oops in module x", "fault", {"words": ["panic", "Oops in module x"]}),
@@ -134,10 +135,13 @@ BAD_LINES = [
     ("store cpu0", "store: bad CPU 'cpu0' (expected a CPU number 0-63)"),
     ("oscmd", "oscmd: missing TEXT (usage: oscmd [--priority] TEXT...)"),
     ("oscmd --priority", "oscmd: missing TEXT (usage: oscmd [--priority] TEXT...)"),
-    ("fault", ("fault: missing fault (expected hang, panic, corrupt or unload-kdump) "
-              "(usage: fault hang KIND | panic [TEXT] | corrupt WHAT | unload-kdump)")),
+    ("fault", ("fault: missing fault (expected hang, panic, corrupt, unload-kdump or "
+               "kdump-save-fails) (usage: fault hang KIND | panic [TEXT] | corrupt WHAT | "
+               "unload-kdump | kdump-save-fails)")),
     ("kdump reload", "kdump: expected one of load, unload or status (usage: kdump [load|unload|status])"),
-    ("fault crash", "fault: unknown fault 'crash' (expected hang, panic, corrupt or unload-kdump)"),
+    ("fault crash", ("fault: unknown fault 'crash' (expected hang, panic, corrupt, "
+                     "unload-kdump or kdump-save-fails)")),
+    ("fault kdump-save-fails now", "fault: kdump-save-fails takes no arguments"),
     ("fault corrupt", "fault: missing corrupt target (expected purgatory, os_info or segment)"),
     ("fault corrupt segment 7",
      "fault: unknown segment '7' (expected 0, 1, 2, kernel, elfcorehdr or initrd)"),

@@ -12,6 +12,10 @@ becomes a proper s390 dump. s390 → ELF → s390 keeps memory byte-identical.
 
 Converting to the same format rewrites the file: ELF → ELF with zero pages filtered, s390 →
 s390 trimmed to the dump (e.g. a copy of a whole dump device).
+
+With `select` prod or kdump (a dump holding two systems, machine/formats/select.py) the
+selected system is written as an ELF core: its memory ranges only, its CPUs' notes and its
+VMCOREINFO.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from machine.formats.s390dump import (
     save_area_patches,
     write_s390_dump,
 )
+from machine.formats.select import SystemView, select_system
 
 FORMATS = ("elf", "s390")
 
@@ -52,6 +57,7 @@ class ConvertResult:
     in_format: str
     out_format: str
     write: WriteResult
+    select: str = "all"  # the system written, for a dump that holds two
 
 
 def detect_format(path: str | os.PathLike[str]) -> str:
@@ -97,6 +103,16 @@ def s390_to_elf(dump: S390Dump, out_path: str | os.PathLike[str],
                         progress=progress)
 
 
+def view_to_elf(view: SystemView, out_path: str | os.PathLike[str],
+                progress: ProgressFn | None = None) -> WriteResult:
+    """Write one system of a two-system dump as a vmcore: its ranges, unfiltered."""
+    if not view.ranges:
+        raise DumpFormatError(f"the {view.select} system holds no memory")
+    notes = vmcore_notes(view.cpus, view.vmcoreinfo)
+    return write_vmcore(out_path, notes, view.ranges, view.read, filter_zero_pages=False,
+                        progress=progress)
+
+
 def elf_to_s390(vmcore: Vmcore, out_path: str | os.PathLike[str],
                 progress: ProgressFn | None = None) -> WriteResult:
     """Write `vmcore` as an s390 dump of [0, highest address), registers in prefix pages."""
@@ -134,18 +150,26 @@ def _elf_to_elf(vmcore: Vmcore, out_path: str | os.PathLike[str],
 
 
 def convert(in_path: str | os.PathLike[str], out_path: str | os.PathLike[str],
-            out_format: str | None = None, *,
+            out_format: str | None = None, *, select: str = "all",
             progress: ProgressFn | None = None) -> ConvertResult:
-    """Convert a dump file to `out_format` ("elf" or "s390"; default: the other format).
+    """Convert a dump file to `out_format` ("elf" or "s390"; default: the other format), or
+    with `select` "prod" or "kdump" write that system of a two-system dump as an ELF core.
 
-    The output is written atomically. Raises DumpFormatError for a bad input file, ValueError
-    for a bad format name or the same file as input and output, OSError for I/O problems.
+    The output is written atomically. Raises DumpFormatError for a bad input file (or one
+    system only, with `select`), ValueError for a bad format or selection, or the same file as
+    input and output, OSError for I/O problems.
     """
     if out_format is not None and out_format not in FORMATS:
         raise ValueError(f"unknown format '{out_format}' (expected elf or s390)")
+    if select != "all" and out_format == "s390":
+        raise ValueError(f"--select {select} writes an ELF core, not an s390 dump")
     if Path(out_path).exists() and os.path.samefile(in_path, out_path):
         raise ValueError("the input and the output are the same file")
     dump = open_dump(in_path)
+    selected = select_system(dump, select)
+    if isinstance(selected, SystemView):
+        return ConvertResult(dump.format, "elf", view_to_elf(selected, out_path, progress),
+                             select)
     target = out_format or ("s390" if dump.format == "elf" else "elf")
     if isinstance(dump, Vmcore):
         write = (_elf_to_elf(dump, out_path, progress) if target == "elf"

@@ -9,6 +9,7 @@ from machine.formats.common import PAGE_SIZE
 from machine.formats.elfcore import Vmcore
 from machine.formats.notes import NOTE_NAMES, CpuNotes
 from machine.formats.s390dump import S390Dump
+from machine.formats.select import SystemView, find_kdump_kernel
 
 # PSW mask bits (S390_FACTS.md §1.6).
 PSW_PER = 0x4000000000000000
@@ -66,7 +67,7 @@ def cpu_summary(cpu: CpuNotes) -> dict[str, Any]:
     }
 
 
-def _memory(dump: Vmcore | S390Dump) -> dict[str, Any]:
+def _memory(dump: Vmcore | S390Dump | SystemView) -> dict[str, Any]:
     ranges = dump.ranges
     return {
         "ranges": [{"start": start, "end": end, "size": end - start} for start, end in ranges],
@@ -99,23 +100,46 @@ def _s390_details(dump: S390Dump) -> dict[str, Any]:
     }
 
 
-def summarize(dump: Vmcore | S390Dump) -> dict[str, Any]:
-    """Everything `dumplab inspect` reports, JSON-ready (integers stay integers)."""
+def _two_systems(dump: Vmcore | S390Dump | SystemView) -> dict[str, Any] | None:
+    """OLDMEM_BASE and OLDMEM_SIZE when the dump holds a kdump kernel and the production
+    system it was to dump (zgetdump's test), else None."""
+    kdump = dump.kdump if isinstance(dump, SystemView) else find_kdump_kernel(dump)
+    return None if kdump is None else {"oldmem_base": kdump.base, "oldmem_size": kdump.size}
+
+
+def _cpus_and_source(dump: Vmcore | S390Dump | SystemView) -> tuple[list[CpuNotes], str | None]:
+    """The CPUs (numbered from 1) and where VMCOREINFO was found."""
     if isinstance(dump, Vmcore):
-        cpus, details = dump.cpus, _elf_details(dump)
         source = "VMCOREINFO note" if dump.vmcoreinfo is not None else "no VMCOREINFO note"
-    else:
-        cpus = [CpuNotes.from_status(status, pid)
-                for pid, status in enumerate(dump.cpus, start=1)]
-        details = _s390_details(dump)
-        lookup = dump.os_info
-        source = (f"os_info at {lookup.address:#x}, entry 0" if lookup.text is not None
-                  else lookup.problem)
+        return dump.cpus, source
+    cpus = [CpuNotes.from_status(status, pid) for pid, status in enumerate(dump.cpus, start=1)]
+    lookup = dump.os_info
+    source = (f"os_info at {lookup.address:#x}, entry 0" if lookup.text is not None
+              else lookup.problem)
+    return cpus, source
+
+
+def _selection(dump: Vmcore | S390Dump | SystemView) -> dict[str, Any]:
+    """Which system of the dump the summary shows, and where its CPUs come from."""
+    if not isinstance(dump, SystemView):
+        return {"select": "all", "two_systems": _two_systems(dump)}
+    return {"select": dump.select, "two_systems": _two_systems(dump),
+            "cpus_source": dump.cpus_source, "cpu_origins": list(dump.cpu_origins)}
+
+
+def summarize(dump: Vmcore | S390Dump | SystemView) -> dict[str, Any]:
+    """Everything `dumplab inspect` reports, JSON-ready (integers stay integers). A
+    SystemView (`--select prod|kdump`) reports its own memory, CPUs and VMCOREINFO with the
+    file's header."""
+    source = dump.dump if isinstance(dump, SystemView) else dump
+    details = _elf_details(source) if isinstance(source, Vmcore) else _s390_details(source)
+    cpus, vmcoreinfo_source = _cpus_and_source(dump)
     return {
         "file": str(dump.path), "size": dump.file_size, "format": dump.format,
         dump.format: details,
         "memory": _memory(dump),
         "cpus": [cpu_summary(cpu) for cpu in cpus],
         "vmcoreinfo": dump.vmcoreinfo,
-        "vmcoreinfo_source": source,
+        "vmcoreinfo_source": vmcoreinfo_source,
+        "selection": _selection(dump),
     }

@@ -99,10 +99,18 @@ static void keep_status(unsigned int cpu, const unsigned char *save)
 	memcpy(&prefix, save + 0x118, 4);
 	memcpy(psw, save + 0x100, 16);
 	real_cpu_count++;
-	if (!prefix_valid(prefix) || (!psw[0] && !psw[1])) {
+	if (!psw[0] && !psw[1]) {
 		printk(KERN_NOTICE, "CPU %u: no status stored%s", cpu,
 		       cpu == stap() ? " (was the Load done without store status?)" : "");
 		hc_trace(TRACE_DUMPER_CPU, cpu, prefix, 0, 0);
+		return;
+	}
+	if (!prefix_valid(prefix)) {
+		/* A CPU without a lowcore of its own (a kdump kernel, a dumper): real dumpers only
+		 * copy status into prefix pages from 0x10000 up. */
+		printk(KERN_NOTICE, "CPU %u: status stored, but prefix %08x is no lowcore of its own: "
+		       "PSW %016lx %016lx", cpu, prefix, psw[0], psw[1]);
+		hc_trace(TRACE_DUMPER_CPU, cpu, prefix, 2, 0);
 		return;
 	}
 	memcpy((void *)((unsigned long)prefix + LC_FPREGS_SAVE_AREA), save, LC_SAVE_AREA_SIZE);
