@@ -17,9 +17,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from console.demos import add_demo_parser, demo_command
 from console.dumpfiles import convert_command, inspect_command
+from console.journal import add_journal_option, add_replay_parser, recording, replay_command
+from console.lab_headless import add_lab_parser, lab_command
 from console.session import HistoryEntry, Session
 from machine.events import Event
+from machine.formats.select import SELECTIONS
 from machine.paths import assets_dir
 from machine.profile import Profile, ProfileError, parse_size
 
@@ -100,7 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"where device and dump files go (default: ./{DEFAULT_WORKDIR})")
     run.add_argument("--json", action="store_true",
                      help="print every machine event and command result as a JSON line")
+    add_journal_option(run)
     _add_dump_file_commands(subcommands)
+    add_replay_parser(subcommands)
+    add_lab_parser(subcommands)
+    add_demo_parser(subcommands)
     return parser
 
 
@@ -150,6 +158,11 @@ def _add_dump_file_commands(subcommands: Any) -> None:
                     "prefix, CPU timer and clock comparator, and the VMCOREINFO text. The "
                     "format (ELF vmcore or s390 dump) is detected from the file.")
     inspect.add_argument("file", metavar="FILE", help="an ELF vmcore or an s390 dump")
+    inspect.add_argument("--select", choices=SELECTIONS, default="all",
+                         help="for a dump that holds two systems (kdump failed after its "
+                              "swap, then a stand-alone dump): prod shows the production "
+                              "system with the swap undone, kdump the kdump kernel's "
+                              "[0, OLDMEM_SIZE), all the dump as it is (default)")
     inspect.add_argument("--json", action="store_true",
                          help="print the same as one JSON object")
     convert = subcommands.add_parser(
@@ -161,6 +174,10 @@ def _add_dump_file_commands(subcommands: Any) -> None:
     convert.add_argument("output", metavar="OUT", help="the file to write")
     convert.add_argument("--format", choices=("elf", "s390"),
                          help="the output format (default: the other format than IN's)")
+    convert.add_argument("--select", choices=SELECTIONS, default="all",
+                         help="for a dump that holds two systems: write only the production "
+                              "system (prod, the swap undone) or the kdump kernel's (kdump) "
+                              "as an ELF core")
 
 
 def _script(args: argparse.Namespace) -> tuple[str, list[str]]:
@@ -228,7 +245,8 @@ def run_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """`dumplab run`: run the script; 0 if every command succeeded, 1 at the first failure."""
     source, lines = _script(args)
     overrides = _overrides(args)
-    with Session(args.workdir, overrides=overrides) as session:
+    with Session(args.workdir, overrides=overrides) as session, \
+            recording(session, args.journal):
         printer = _Printer(session, out, args.json)
         unsubscribe: Callable[[], None] = session.bus.subscribe(printer.event)
         try:
@@ -246,6 +264,9 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
     "run": run_command,
     "inspect": inspect_command,
     "convert": convert_command,
+    "replay": replay_command,
+    "lab": lab_command,
+    "demo": demo_command,
 }
 
 

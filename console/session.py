@@ -49,6 +49,7 @@ class Session:
         self.history: list[HistoryEntry] = []
         self._unmatched: deque[Event] = deque(maxlen=UNMATCHED_EVENTS_KEPT)
         self._unsubscribe = self.bus.subscribe(self._unmatched.append)
+        self._command_listeners: list[ResultHook] = []
 
     # -- profiles and the LPAR --------------------------------------------------------------
 
@@ -124,8 +125,23 @@ class Session:
             result = execute(self, parse(line))
         except CommandError as error:
             result = CommandResult(False, str(error))
-        self.history.append(HistoryEntry(line.strip(), result))
+        entry = HistoryEntry(line.strip(), result)
+        self.history.append(entry)
+        # After the command's events: a journal sees each command right after what it caused.
+        for listener in list(self._command_listeners):
+            listener(entry)
         return result
+
+    def subscribe_commands(self, listener: ResultHook) -> Callable[[], None]:
+        """Call `listener` with every executed command (from any front end) once it has
+        finished; returns the function that unregisters it."""
+        self._command_listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._command_listeners:
+                self._command_listeners.remove(listener)
+
+        return unsubscribe
 
     def run_script(self, lines: Iterable[str], *,
                    on_result: ResultHook | None = None) -> list[CommandResult]:

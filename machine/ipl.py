@@ -119,7 +119,8 @@ class IplControl:
                 uc.reg_write(rc_register, DIAG308_RC_NOCONFIG)
                 return
             clear = subcode == DIAG308_LOAD_CLEAR
-            self.lpar.defer(lambda: self.lpar.reipl(devno, clear=clear))
+            dump = subcode == DIAG308_LOAD_NORMAL_DUMP
+            self.lpar.defer(lambda: self.lpar.reipl(devno, clear=clear, store_status=dump))
         else:
             # Unknown subcode: specification exception on the DIAG (the hook already moved the PC).
             self.lpar.program_interruption(uc, cpu, 0x06, 4, self.lpar.current_pc(uc) - 4)

@@ -317,15 +317,16 @@ class Lpar:
         how = ", ".join(["clear" if clear else "normal"] + (["store status"] if store_status else []))
         return self._ack("load", f"Load of device {devno:04x} started ({how}): {image.name}")
 
-    def reipl(self, devno: int, *, clear: bool) -> None:
-        """Re-IPL requested by the guest (DIAG 308)."""
+    def reipl(self, devno: int, *, clear: bool, store_status: bool = False) -> None:
+        """Re-IPL requested by the guest (DIAG 308); a dump re-IPL stores the IPL CPU's status
+        first, as a Load with store status does."""
         try:
             image, _ = self.ipl_control.read_program(devno)
         except (DeviceError, ImageError) as exc:
             self.publish(ErrorEvent(t=self.clock.now, cpu=0, message=f"re-IPL failed: {exc}"))
             self._stop_all_cpus()
             return
-        self._ipl(image, devno, clear=clear, store_status=False, parm="", by="diag308")
+        self._ipl(image, devno, clear=clear, store_status=store_status, parm="", by="diag308")
 
     def _ipl(self, image: Image, devno: int, *, clear: bool, store_status: bool, parm: str, by: str) -> None:
         self._stop_all_cpus()

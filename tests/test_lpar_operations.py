@@ -128,6 +128,9 @@ def test_on_panic_dump_reipls_the_dumper_which_takes_a_full_dump(booted):
     assert written.format == "s390"
     failed = [c for c in booted.log.of_kind("check") if not c.ok]
     assert [c.what for c in failed] == ["crashkernel"]  # kdump was never loaded
+    # The dump re-IPL stored CPU 0's status, so the dumper has every CPU's registers.
+    assert not [line for line in booted.console() if "no status stored" in line]
+    assert sum(1 for e in booted.log.of_kind("stage") if e.stage == "cpu-status" and e.status == "done") == 2
 
 
 def test_on_panic_dump_without_a_dumper_says_so_and_stops(booted):

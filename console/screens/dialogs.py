@@ -30,6 +30,7 @@ FAULT_LINES = (
     ("fault corrupt segment kernel", "Corrupt a byte of the kdump kernel segment"),
     ("fault corrupt segment initrd", "Corrupt a byte of the initrd segment"),
     ("fault unload-kdump", "Unload kdump behind the operator's back"),
+    ("fault kdump-save-fails", "kdump fails after its swap: the vmcore target is full"),
     ("kdump load", "Load kdump (kexec -p at the OS console)"),
     ("kdump unload", "Unload kdump"),
 )
