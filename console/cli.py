@@ -21,6 +21,7 @@ from console.demos import add_demo_parser, demo_command
 from console.dumpfiles import convert_command, inspect_command
 from console.journal import add_journal_option, add_replay_parser, recording, replay_command
 from console.lab_headless import add_lab_parser, lab_command
+from console.serve import add_serve_parser, serve_command, served_in_browser, session_workdir
 from console.session import HistoryEntry, Session
 from machine.events import Event
 from machine.formats.select import SELECTIONS
@@ -109,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_replay_parser(subcommands)
     add_lab_parser(subcommands)
     add_demo_parser(subcommands)
+    add_serve_parser(subcommands)
     return parser
 
 
@@ -128,13 +130,18 @@ def _add_console_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--free-running", dest="console_free_running", action="store_true",
                        help="start at the free-running speed: fastest, not reproducible "
                             "(default: deterministic, paced to real time)")
+    # `dumplab serve` starts one console per browser with this: a fresh DIR/session-* workdir.
+    group.add_argument("--workdir-per-session", dest="console_workdir_per_session", type=Path,
+                       metavar="BASE", help=argparse.SUPPRESS)
 
 
 def console_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """`dumplab` with no subcommand: the console, until the operator quits."""
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+    if not (sys.stdin.isatty() and sys.stdout.isatty()) and not served_in_browser():
         err.write(NO_TERMINAL)
         return EXIT_USAGE
+    if args.console_workdir_per_session is not None:  # console/serve.py
+        args.console_workdir = session_workdir(args.console_workdir_per_session)
     overrides = _overrides(argparse.Namespace(cpus=args.console_cpus,
                                               memory=args.console_memory))
     try:
@@ -267,6 +274,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
     "replay": replay_command,
     "lab": lab_command,
     "demo": demo_command,
+    "serve": serve_command,
 }
 
 

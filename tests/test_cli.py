@@ -35,11 +35,12 @@ def json_lines(out: str) -> list[dict]:
 # Usage
 
 
-def test_no_subcommand_explains_that_the_console_comes_later(capsys) -> None:
-    status, out, _ = run(capsys)
-    assert status == 0
-    assert "arrives with a later issue" in out
-    assert "usage: dumplab" in out and "run" in out
+def test_no_subcommand_without_a_terminal_points_to_headless_runs(capsys) -> None:
+    """`dumplab` opens the console; without a terminal it says so in one line and exits 2."""
+    status, out, err = run(capsys)
+    assert (status, out) == (2, "")
+    assert err.startswith("dumplab: the console needs a terminal")
+    assert "dumplab run --scenario boot" in err
 
 
 def test_help_exits_zero(capsys) -> None:
