@@ -10,6 +10,7 @@ the same storage, byte for byte (DESIGN.md §3).
 from __future__ import annotations
 
 import collections
+import gc
 import hashlib
 import threading
 import time
@@ -297,7 +298,6 @@ class Lpar:
         self.uc = None
         self.program = None
         storage, self.storage = self.storage, None
-        import gc
         gc.collect()  # the engine must be gone before its storage is unmapped
         storage.close()
 
