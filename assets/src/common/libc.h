@@ -10,9 +10,11 @@
 #ifndef DUMPLAB_LIBC_H
 #define DUMPLAB_LIBC_H
 
-#include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
+
+/* From the compiler, not <limits.h>: the build uses only gcc's own freestanding headers. */
+#define ULONG_MAX (__LONG_MAX__ * 2UL + 1UL)
 
 void *memset(void *s, int c, size_t n);
 void *memcpy(void *__restrict dst, const void *__restrict src, size_t n);
