@@ -287,7 +287,7 @@ async def test_hang_fault_and_step(tmp_path: Path) -> None:
 
 @pilot_test
 async def test_bad_input_anywhere_gives_a_message(tmp_path: Path) -> None:
-    app, log = make_app(tmp_path)
+    app, _ = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await leave_input(pilot)
         await pilot.press("colon")
@@ -322,7 +322,7 @@ async def test_bad_input_anywhere_gives_a_message(tmp_path: Path) -> None:
 async def test_synthetic_stage_check_and_dump_events_light_the_timeline(tmp_path: Path) -> None:
     from machine.events import CheckEvent, DumpProgressEvent, DumpWrittenEvent, StageEvent
 
-    app, log = make_app(tmp_path)
+    app, _ = make_app(tmp_path)
     mib = 1 << 20
     events = [
         StageEvent(t=1_000, cpu=0, stage="dumper", status="running", detail="dumper at 0x2000"),
@@ -369,7 +369,7 @@ async def test_synthetic_stage_check_and_dump_events_light_the_timeline(tmp_path
 
 @pilot_test
 async def test_palette_help_and_quit(tmp_path: Path) -> None:
-    app, log = make_app(tmp_path)
+    app, _ = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("ctrl+p")
         await pilot.pause()

@@ -106,12 +106,12 @@ class LoadForm(ModalScreen[LoadRequest | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="load-dialog", classes="dialog"):
-            yield Static("[b]Load[/]  (Tab: next field, Enter: load, Esc: cancel)",
+            yield Static("[b]Load[/]  (Tab: next field, Enter or Ctrl+S: load, Esc: cancel)",
                          classes="dialog-title")
             with RadioSet(id="load-type"):
                 for name in LOAD_TYPES:
-                    yield RadioButton(self._type_label(name), value=name == self.initial_type,
-                                      id=f"type-{name}")
+                    yield RadioButton(self._type_label(name, name == self.initial_type),
+                                      value=name == self.initial_type, id=f"type-{name}")
             with Grid(id="load-fields"):
                 yield Label("Load address")
                 yield Input(default_device(self.initial_type, self.devices), id="load-address")
@@ -120,7 +120,8 @@ class LoadForm(ModalScreen[LoadRequest | None]):
                 yield Input("", placeholder="optional, up to 8", id="load-parm")
                 yield Label("", id="load-parm-error", classes="field-error")
                 yield Label("Store status")
-                yield Checkbox("", self.initial_type == "dump", id="load-store")
+                yield Checkbox("yes" if self.initial_type == "dump" else "no",
+                               self.initial_type == "dump", id="load-store")
                 yield Label("", id="load-store-error", classes="field-error")
                 yield Label("Time-out (s)")
                 yield Input(str(DEFAULT_TIMEOUT), id="load-timeout")
@@ -130,9 +131,11 @@ class LoadForm(ModalScreen[LoadRequest | None]):
                 yield Button("Cancel", id="load-cancel")
 
     @staticmethod
-    def _type_label(name: str) -> str:
-        return {"normal": "Normal", "clear": "Clear (storage is cleared)",
+    def _type_label(name: str, chosen: bool) -> str:
+        # The choice is said in words too, not only by the colour of the button.
+        text = {"normal": "Normal", "clear": "Clear (storage is cleared)",
                 "dump": "Load a dump program (normal, store status)"}[name]
+        return f"{text}  ← chosen" if chosen else text
 
     def on_mount(self) -> None:
         self.query_one("#load-address", Input).focus()
@@ -164,16 +167,25 @@ class LoadForm(ModalScreen[LoadRequest | None]):
         return problems
 
     @on(Input.Changed)
-    @on(Checkbox.Changed)
     def _changed(self) -> None:
+        self._validate()
+
+    @on(Checkbox.Changed, "#load-store")
+    def _store_changed(self, event: Checkbox.Changed) -> None:
+        event.checkbox.label = "yes" if event.value else "no"
         self._validate()
 
     @on(RadioSet.Changed, "#load-type")
     def _type_changed(self) -> None:
         load_type = self.load_type
+        for name in LOAD_TYPES:
+            self.query_one(f"#type-{name}", RadioButton).label = self._type_label(
+                name, name == load_type)
         self.query_one("#load-address", Input).value = default_device(load_type, self.devices)
         self.query_one("#load-store", Checkbox).value = load_type == "dump"
         self._validate()
+        # The next Enter loads: move on to the address the type has just filled in.
+        self.query_one("#load-address", Input).focus()
 
     # -- submit / cancel -----------------------------------------------------------------
 

@@ -191,7 +191,7 @@ class MainScreen(Screen[None]):
         self._focus_tab(tab)
 
     def _focus_tab(self, tab: str) -> None:
-        targets = {"tab-messages": "#os-command", "tab-hardware": "#hw-log",
+        targets = {"tab-messages": "#os-log", "tab-hardware": "#hw-log",
                    "tab-workflow": "#stage-list", "tab-registers": "#registers",
                    "tab-storage": "#hex-view", "tab-code": "#code",
                    "tab-dump": "#dump-tabs ContentTabs"}
@@ -202,6 +202,8 @@ class MainScreen(Screen[None]):
     @on(TabbedContent.TabActivated, "#views")
     def _tab_changed(self) -> None:
         self.update_probes()
+        if self.active_tab == "tab-workflow":
+            self.query_one(WorkflowPane).follow()
         if self.frame is not None:
             self.show_frame(self.frame)
 
@@ -250,9 +252,12 @@ class MainScreen(Screen[None]):
     # -- tasks ---------------------------------------------------------------------------
 
     @on(TasksPad.Chosen)
-    def _task(self, event: TasksPad.Chosen) -> None:
+    async def _task(self, event: TasksPad.Chosen) -> None:
+        if self.has_class("-show-tasks"):  # on a narrow screen the pad goes away again
+            self.remove_class("-show-tasks")
+            self._focus_tab(self.active_tab)
         action = event.task.action
-        self.app.run_action(action if action.startswith("app.") else f"screen.{action}")
+        await self.app.run_action(action if action.startswith("app.") else f"screen.{action}")
 
     @on(Submit)
     def _submit(self, event: Submit) -> None:
@@ -271,6 +276,7 @@ class MainScreen(Screen[None]):
 
     def action_os_messages(self) -> None:
         self.show_tab("tab-messages")
+        self.query_one(OsMessages).focus_command_line()
 
     def action_reset(self, kind: str) -> None:
         if kind == "clear":

@@ -13,6 +13,8 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.content import Content
+from textual.markup import escape
 
 from console.commands import COMMANDS
 from console.runner import SPEEDS
@@ -69,11 +71,14 @@ class DumpLabCommands(Provider):
 
     async def discover(self) -> Hits:
         for entry in self._entries():
-            yield DiscoveryHit(entry.title, entry.run, help=entry.help)
+            # Usage lines have [brackets]: plain text, not markup.
+            yield DiscoveryHit(Content(entry.title), entry.run, text=entry.title,
+                               help=entry.help)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
         for entry in self._entries():
             score = matcher.match(entry.title)
             if score > 0:
-                yield Hit(score, matcher.highlight(entry.title), entry.run, help=entry.help)
+                yield Hit(score, matcher.highlight(escape(entry.title)), entry.run,
+                          text=entry.title, help=entry.help)

@@ -12,7 +12,13 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.widgets import Input, Static, TabbedContent, TabPane
 
-from console.widgets.dump.model import OpenedDump, compare_cpu, cpu_heading, summary_lines, vmcoreinfo_text
+from console.widgets.dump.model import (
+    OpenedDump,
+    compare_cpu,
+    cpu_heading,
+    summary_lines,
+    vmcoreinfo_text,
+)
 from console.widgets.inspect.goto import GoToError
 from console.widgets.inspect.storage import HexView
 from machine.lpar import Snapshot
@@ -54,16 +60,13 @@ class DumpViewer(Vertical):
         yield Static("No dump open. Press o (or v anywhere) to choose a vmcore or an s390 dump.",
                      id="dump-title")
         with TabbedContent(id="dump-tabs"):
-            with TabPane("Summary", id="dump-summary-pane"):
-                with VerticalScroll():
-                    yield Static(id="dump-summary")
-            with TabPane("CPUs", id="dump-cpus-pane"):
-                with VerticalScroll(id="dump-cpus-scroll"):
-                    yield Static(id="dump-cpu-heading")
-                    yield Static(id="dump-cpu-table")
-            with TabPane("VMCOREINFO", id="dump-vmcoreinfo-pane"):
-                with VerticalScroll():
-                    yield Static(id="dump-vmcoreinfo")
+            with TabPane("Summary", id="dump-summary-pane"), VerticalScroll():
+                yield Static(id="dump-summary")
+            with TabPane("CPUs", id="dump-cpus-pane"), VerticalScroll(id="dump-cpus-scroll"):
+                yield Static(id="dump-cpu-heading")
+                yield Static(id="dump-cpu-table")
+            with TabPane("VMCOREINFO", id="dump-vmcoreinfo-pane"), VerticalScroll():
+                yield Static(id="dump-vmcoreinfo")
             with TabPane("Memory", id="dump-memory-pane"):
                 with Horizontal(classes="goto-bar"):
                     yield Input(placeholder="go to: hex address in the dump", id="dump-goto")

@@ -31,8 +31,9 @@ def _wait(event: Event, program: str | None) -> list[tuple[str, str]]:
 def _check(event: Event, program: str | None) -> list[tuple[str, str]]:
     if event.ok:  # type: ignore[attr-defined]
         return []
-    return [(f"Check failed: {event.what}: expected {event.expected}, "  # type: ignore[attr-defined]
-             f"computed {event.computed}", "error")]  # type: ignore[attr-defined]
+    text = (f"Check failed: {event.what}: expected {event.expected}, "  # type: ignore[attr-defined]
+            f"computed {event.computed}")  # type: ignore[attr-defined]
+    return [(text, "error")]
 
 
 def _stage(event: Event, program: str | None) -> list[tuple[str, str]]:
@@ -44,9 +45,10 @@ def _stage(event: Event, program: str | None) -> list[tuple[str, str]]:
 def _dump_written(event: Event, program: str | None) -> list[tuple[str, str]]:
     size = int(field_of(event, "bytes", default=0))
     seconds = float(field_of(event, "seconds", default=0.0))
-    return [(f"Dump written: {field_of(event, 'path', default='?')} "
-             f"({field_of(event, 'format', default='?')}, {size / 2**20:.1f} MiB, "
-             f"{seconds:.3f} s)", "ok")]
+    text = (f"Dump written: {field_of(event, 'path', default='?')} "
+            f"({field_of(event, 'format', default='?')}, {size / 2**20:.1f} MiB, "
+            f"{seconds:.3f} s)")
+    return [(text, "ok")]
 
 
 def _ipl(event: Event, program: str | None) -> list[tuple[str, str]]:

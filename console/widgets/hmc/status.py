@@ -12,6 +12,7 @@ from textual.widgets import Static
 from console.runner import SPEED_BY_NAME, Frame
 from console.widgets.inspect import symbols
 from console.widgets.inspect.psw import state_flags, wait_code_meaning
+from console.widgets.render import update_static
 from machine.lpar import CpuSnapshot
 
 # LPAR status (as the HMC shows it) -> style of its badge.
@@ -43,13 +44,16 @@ def status_markup(frame: Frame | None, lpar_name: str) -> Content:
         parts.append("t=$time")
     run = "▶ running" if frame.running else "⏸ held"
     parts.append(f"[{'$success' if frame.running else 'bold $warning'}]{run}[/] · $speed")
+    if frame.running and snapshot is not None and frame.guest_rate > 0:
+        parts.append("[$foreground-muted]$rate[/]")
     if frame.busy:
         parts.append("[bold $accent]busy:[/] $busy")
     return Content.from_markup(
         "  ".join(parts), name=lpar_name, status=status.upper(),
         program=snapshot.program if snapshot and snapshot.program else "",
         time=format_virtual_time(snapshot.t) if snapshot else "",
-        speed=SPEED_BY_NAME[frame.speed].name, busy=frame.busy or "")
+        speed=SPEED_BY_NAME[frame.speed].name, busy=frame.busy or "",
+        rate=f"{format_virtual_time(int(frame.guest_rate))}/s")
 
 
 def cpu_badge(cpu: CpuSnapshot, program: str | None) -> Content:
@@ -82,7 +86,7 @@ class LparStatus(Static):
 
     def show(self, frame: Frame) -> None:
         self.frame = frame
-        self.update(status_markup(frame, self.lpar_name))
+        update_static(self, status_markup(frame, self.lpar_name))
 
 
 class CpuBadges(Static):
@@ -98,4 +102,4 @@ class CpuBadges(Static):
                                             "activated (press [b]a[/] to Activate)[/]"))
             return
         badges = [cpu_badge(cpu, snapshot.program) for cpu in snapshot.cpus]
-        self.update(Content("  ").join(badges))
+        update_static(self, Content("  ").join(badges))

@@ -16,6 +16,7 @@ from textual.widgets import Static
 
 from console.runner import ProbeError
 from console.widgets.inspect import symbols
+from console.widgets.render import update_static
 from machine.lpar import Lpar, Snapshot
 
 MAX_BACK = 0x600  # farthest before the PSW decoding may start
@@ -104,7 +105,7 @@ class DisassemblyView(VerticalScroll, can_focus=True):
         lines = disassemble(result, self.breakpoints)
         if not lines:
             lines = [Content("(no instructions decoded here)")]
-        self._body.update(Content("\n").join([header, *lines]))
+        update_static(self._body, Content("\n").join([header, *lines]))
         self._scroll_to_psw(lines)
 
     def _scroll_to_psw(self, lines: list[Content]) -> None:

@@ -9,6 +9,7 @@ from textual.widgets import Static
 
 from console.widgets.inspect import symbols
 from console.widgets.inspect.psw import Psw, state_flags, wait_code_meaning
+from console.widgets.render import update_static
 from machine.lpar import CpuSnapshot, Snapshot
 
 CELL = 23  # "GR00 0123456789abcdef  "
@@ -98,5 +99,5 @@ class RegistersView(VerticalScroll, can_focus=True):
             self._last[cpu.address] = cpu
         cpu = snapshot.cpus[min(cpu_index, len(snapshot.cpus) - 1)]
         width = self.size.width or 80
-        self._body.update(registers_markup(cpu, snapshot.program,
-                                           self._changed.get(cpu.address, set()), width))
+        update_static(self._body, registers_markup(cpu, snapshot.program,
+                                                   self._changed.get(cpu.address, set()), width))

@@ -20,6 +20,7 @@ from textual.widgets.option_list import Option
 
 from console.runner import ProbeError
 from console.widgets.inspect.regions import Region
+from console.widgets.render import update_static
 from machine.lpar import Lpar, Snapshot
 
 ROW = 16
@@ -119,7 +120,7 @@ class HexView(Static, can_focus=True):
         rows = [hex_row(address + offset, data[offset:offset + ROW],
                         old[offset:offset + ROW] if old else None)
                 for offset in range(0, len(data), ROW)]
-        self.update(Content("\n").join(rows))
+        update_static(self, Content("\n").join(rows))
 
 
 class StorageMap(OptionList):
@@ -139,6 +140,17 @@ class StorageView(Horizontal):
     """Map on the left, go-to line and hex view on the right."""
 
     HELP_TOPIC = "storage"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "goto", "Go to", id="storage.goto", tooltip="Go to an address, "
+                "register, lowcore field, region or symbol"),
+        Binding("m", "map", "Map", id="storage.map", tooltip="Choose a region of the map"),
+    ]
+
+    def action_goto(self) -> None:
+        self.query_one("#storage-goto", Input).focus()
+
+    def action_map(self) -> None:
+        self.query_one(StorageMap).focus()
 
     class GoToRequested(Message):
         """The operator typed a go-to target; the app resolves it."""
@@ -150,7 +162,7 @@ class StorageView(Horizontal):
     def compose(self) -> ComposeResult:
         yield StorageMap(id="storage-map")
         with Vertical(id="storage-right"):
-            yield Input(placeholder="go to: address, r15, psw, os_info_ptr, symbol (+hex)",
+            yield Input(placeholder="/ go to: address, r15, psw, os_info_ptr, symbol (+hex)",
                         id="storage-goto")
             yield Static("", id="storage-where")
             yield HexView(id="hex-view")
@@ -164,6 +176,7 @@ class StorageView(Horizontal):
     @on(Input.Submitted, "#storage-goto")
     def _goto(self, event: Input.Submitted) -> None:
         self.post_message(self.GoToRequested(event.value))
+        self.query_one(HexView).focus()
 
     def go(self, address: int, label: str = "") -> None:
         hex_view = self.query_one(HexView)

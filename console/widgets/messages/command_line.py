@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from textual.binding import Binding
+from typing import ClassVar
+
+from textual.binding import Binding, BindingType
 from textual.widgets import Input
 
 HISTORY_LIMIT = 200
@@ -42,7 +44,7 @@ class CommandHistory:
 class HistoryInput(Input):
     """An Input whose Up/Down keys recall earlier entries."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("up", "older", "Previous", show=False, id="input.history-older"),
         Binding("down", "newer", "Next", show=False, id="input.history-newer"),
     ]

@@ -5,9 +5,11 @@ weight or a leading mark, not only in colour."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from rich.style import Style
 from rich.text import Text
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.geometry import Size
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
@@ -43,7 +45,7 @@ class MessageLog(ScrollView, can_focus=True):
     MessageLog > .log--ok { color: $success; }
     MessageLog > .log--priority { text-style: bold underline; }
     """
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("end", "scroll_end", "Newest", show=False, id="log.end"),
         Binding("home", "scroll_home", "Oldest", show=False, id="log.home"),
     ]

@@ -54,8 +54,8 @@ class OsMessages(Vertical):
             yield Input(placeholder="filter (F3)", id="messages-filter")
             yield Select([(f"level: {name}", rank) for name, rank in LEVEL_CHOICES],
                          value=7, allow_blank=False, id="messages-level")
-            yield Checkbox("Hold (F4)", id="messages-hold")
-            yield Checkbox("Priority (F9)", id="messages-priority")
+            yield Checkbox("Hold (F4): off", id="messages-hold")
+            yield Checkbox("Priority (F9): off", id="messages-priority")
         yield MessageLog(self.store, id="os-log")
         yield HistoryInput(placeholder="command to the operating system (Enter sends, "
                                        "Up: history, Esc: log)", id="os-command")
@@ -72,7 +72,7 @@ class OsMessages(Vertical):
         self.log_view.append(lines)
         if self.log_view.held:
             self.query_one("#messages-hold", Checkbox).label = (
-                f"Hold (F4): {self.log_view.held_count} new")
+                f"Hold (F4): on, {self.log_view.held_count} new")
 
     # -- controls --------------------------------------------------------------------------
 
@@ -87,8 +87,11 @@ class OsMessages(Vertical):
     @on(Checkbox.Changed, "#messages-hold")
     def _hold(self, event: Checkbox.Changed) -> None:
         self.log_view.held = event.value
-        if not event.value:
-            event.checkbox.label = "Hold (F4)"
+        event.checkbox.label = "Hold (F4): on" if event.value else "Hold (F4): off"
+
+    @on(Checkbox.Changed, "#messages-priority")
+    def _priority(self, event: Checkbox.Changed) -> None:
+        event.checkbox.label = f"Priority (F9): {'on' if event.value else 'off'}"
 
     @on(Input.Submitted, "#os-command")
     def _send(self, event: Input.Submitted) -> None:

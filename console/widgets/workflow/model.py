@@ -14,8 +14,8 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from machine.events import Event
@@ -257,8 +257,13 @@ class Timeline:
             self.stage(name).note(t, text)
 
     def _latest_touched(self) -> str | None:
-        touched = [r for r in self.stages.values() if r.last_t is not None]
-        return max(touched, key=lambda r: r.last_t).name if touched else None  # type: ignore[arg-type, return-value]
+        return self.latest()
+
+    def latest(self) -> str | None:
+        """The stage that changed last (the later in the story on a tie)."""
+        touched = [(r.last_t, index, r.name) for index, r in enumerate(self.stages.values())
+                   if r.last_t is not None]
+        return max(touched)[2] if touched else None
 
     def _dump_taken(self) -> bool:
         return any(self.stages[n].status == "done" for n in ("vmcore", "full-dump"))

@@ -45,6 +45,15 @@ class WorkflowPane(Vertical):
         self.query_one(DumpChart).show(self.dumps)
         self._show_detail()
 
+    def follow(self) -> None:
+        """Highlight the stage that changed last (when the tab is shown)."""
+        latest = self.timeline.latest()
+        if latest is not None:
+            self.selected = latest
+            stage_list = self.query_one(StageList)
+            stage_list.highlighted = list(self.timeline.stages).index(latest)
+            self._show_detail()
+
     def set_regions(self, regions: list[Region]) -> None:
         if regions != self.regions:
             self.regions = regions
