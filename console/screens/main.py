@@ -8,6 +8,7 @@ only ever produce command lines (console/commands.py), after a form or a confirm
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, ClassVar
 
 from textual import on
@@ -39,6 +40,12 @@ from machine.events import Event
 
 if TYPE_CHECKING:
     from console.app import DumpLabApp
+
+# While the guest runs, the views of changing values (registers, storage, code) are redrawn
+# at most this often: faster than that nobody can read hex, and every redraw takes the GIL
+# from the machine thread. A key press, a step or a pause redraws them at once.
+DETAIL_REDRAW_S = 0.2
+DETAIL_TABS = ("tab-registers", "tab-storage", "tab-code")
 
 TABS = ("tab-messages", "tab-hardware", "tab-workflow", "tab-registers", "tab-storage",
         "tab-code", "tab-dump")
@@ -81,6 +88,8 @@ class MainScreen(Screen[None]):
         self.regions: list[Region] = []
         self.selected_cpu = 0
         self.outcomes_shown = 0
+        self._detail_drawn_at = 0.0
+        self._detail_timer_pending = False
 
     @property
     def dumplab(self) -> DumpLabApp:
@@ -116,14 +125,18 @@ class MainScreen(Screen[None]):
 
     # -- what the machine says -------------------------------------------------------------
 
-    def show_frame(self, frame: Frame) -> None:
-        """Draw a frame: the status always, the other views when they are visible."""
+    def show_frame(self, frame: Frame, *, now: bool = False) -> None:
+        """Draw a frame: the status always, the other views when they are visible (views of
+        fast-changing values at a readable rate unless `now`)."""
         self.frame = frame
         self.query_one(LparStatus).show(frame)
         self.query_one(CpuBadges).show(frame)
         facts = frame.probes.get("facts")
         self.regions = storage_map(frame.snapshot, facts if isinstance(facts, StorageFacts) else None)
         active = self.active_tab
+        if active in DETAIL_TABS and not (now or self._detail_due(frame)):
+            self._redraw_details_later()
+            return
         if active == "tab-registers":
             self.query_one(RegistersView).show(frame.snapshot, self.selected_cpu)
         elif active == "tab-storage":
@@ -133,6 +146,26 @@ class MainScreen(Screen[None]):
             self.query_one(DisassemblyView).show(frame.probes.get("code"))
         elif active == "tab-workflow":
             self.query_one(WorkflowPane).set_regions(self.regions)
+
+    def _detail_due(self, frame: Frame) -> bool:
+        moment = time.monotonic()
+        if frame.running and moment - self._detail_drawn_at < DETAIL_REDRAW_S:
+            return False
+        self._detail_drawn_at = moment
+        return True
+
+    def _redraw_details_later(self) -> None:
+        """The frame skipped may be the last one for a while (the guest stopped): draw the
+        newest frame once the interval is over."""
+        if self._detail_timer_pending:
+            return
+        self._detail_timer_pending = True
+
+        def redraw() -> None:
+            self._detail_timer_pending = False
+            if self.frame is not None:
+                self.show_frame(self.frame)
+        self.set_timer(DETAIL_REDRAW_S, redraw)
 
     def feed_events(self, events: tuple[Event, ...]) -> None:
         """Take a batch of events into the logs, the timeline, progress and the dumps."""
@@ -205,7 +238,7 @@ class MainScreen(Screen[None]):
         if self.active_tab == "tab-workflow":
             self.query_one(WorkflowPane).follow()
         if self.frame is not None:
-            self.show_frame(self.frame)
+            self.show_frame(self.frame, now=True)
 
     def update_probes(self) -> None:
         """Ask the machine thread for what the visible view needs, and nothing more."""
@@ -227,7 +260,7 @@ class MainScreen(Screen[None]):
                          "PSW Restart, Store Status)", "info")
         self.update_probes()
         if self.frame is not None:
-            self.show_frame(self.frame)
+            self.show_frame(self.frame, now=True)
 
     # -- go-to ---------------------------------------------------------------------------
 
