@@ -22,6 +22,7 @@ from textual.widgets import Button, Input, Label
 from console.app import DumpLabApp
 from console.screens.dialogs import ConfirmScreen, FaultsScreen, HelpScreen
 from console.screens.load import LoadForm
+from console.widgets.dump.model import compare_cpu, open_dump_file
 from machine.events import Event, EventLog
 from machine.paths import program_path
 
@@ -437,6 +438,71 @@ async def test_psw_restart_takes_the_kdump_path(tmp_path: Path) -> None:
 
 needs_dumper = pytest.mark.skipif(not program_path("dumper").is_file(),
                                   reason="the stand-alone dumper is not built yet")
+
+
+async def inject(pilot: Pilot, app: DumpLabApp, line: str) -> None:
+    """Faults… (f), move down the list to the fault, Enter; wait for its result."""
+    await leave_input(pilot)
+    await pilot.press("f")
+    await until(pilot, lambda: isinstance(app.screen, FaultsScreen), "the faults")
+    fault_list = app.screen.query_one("#fault-list")
+    wanted = next(i for i in range(fault_list.option_count)
+                  if fault_list.get_option_at_index(i).id == line)
+    while fault_list.highlighted != wanted:
+        await pilot.press("down")
+    count = len(app.session.history)
+    await pilot.press("enter")
+    await answered(pilot, app, count + 1)
+    assert app.session.history[-1].text == line
+
+
+@needs_dumper
+@pilot_test
+async def test_hang_then_the_stand_alone_dumper_starts_kdump(tmp_path: Path) -> None:
+    """The product's main flow by keys: kdump loaded, the system hangs, Stop all, Load the
+    dump device with store status (the Load form's dump type, chosen with the arrow keys),
+    the dumper's checks pass and kdump writes a vmcore with the registers at the hang."""
+    app, log = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await boot(pilot, app, log)
+        await inject(pilot, app, "kdump load")
+        app.submit("wait-for event kexec")
+        await inject(pilot, app, "fault hang spin")
+        count = len(app.session.history)
+        app.submit("wait-for event hang")
+        await answered(pilot, app, count + 1)
+        await pilot.press("s")
+        await answered(pilot, app, count + 2)
+        await until(pilot, lambda: app.main.frame.status == "not operating", "all stopped")
+        hung = app.main.frame.snapshot
+        await pilot.press("l")
+        await until(pilot, lambda: isinstance(app.screen, LoadForm), "the Load form")
+        await pilot.press("shift+tab", "down", "down", "enter")  # the load type: dump
+        await until(pilot, lambda: app.screen.load_type == "dump", "the dump load type")
+        await pilot.press("enter")
+        await answered(pilot, app, count + 3)
+        assert app.session.history[-1].text == "load 0200 store"
+        app.submit("wait-for event dump_written timeout=60s")
+        await answered(pilot, app, count + 4)
+        assert app.session.history[-1].result.ok, app.session.history[-1].result.message
+
+        checks = kinds(log, "check")
+        assert checks and all(check.ok for check in checks), [c.name for c in checks if not c.ok]
+        for stage in ("dumper", "cpu-status", "checks", "purgatory-load", "notes", "swap",
+                      "kdump-boot", "vmcore"):
+            assert stage_done(log, stage), stage
+        assert not stage_done(log, "full-dump")
+        written = kinds(log, "dump_written")[-1]
+        assert written.format == "elf"
+        opened = open_dump_file(written.path)
+        assert len(opened.cpus) == len(hung.cpus)
+        for cpu in opened.cpus:  # the IPL CPU's registers too, thanks to store status
+            differing = [row.name for row in compare_cpu(cpu, hung) if row.differs]
+            assert differing == [], (cpu["pid"], differing)
+        await until(pilot, lambda: app.main.timeline.stages["vmcore"].status == "done",
+                    "the timeline")
+        shown = app.main.timeline.stages["checks"].checks
+        assert len(shown) >= 6 and all(check.ok for check in shown)
 
 
 @needs_dumper
