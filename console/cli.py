@@ -19,7 +19,13 @@ from typing import Any, TextIO
 
 from console.demos import add_demo_parser, demo_command
 from console.dumpfiles import convert_command, inspect_command
-from console.journal import add_journal_option, add_replay_parser, recording, replay_command
+from console.journal import (
+    add_journal_option,
+    add_replay_parser,
+    dumplab_version,
+    recording,
+    replay_command,
+)
 from console.lab_headless import add_lab_parser, lab_command
 from console.serve import add_serve_parser, serve_command, served_in_browser, session_workdir
 from console.session import HistoryEntry, Session
@@ -130,6 +136,10 @@ def _add_console_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--free-running", dest="console_free_running", action="store_true",
                        help="start at the free-running speed: fastest, not reproducible "
                             "(default: deterministic, paced to real time)")
+    group.add_argument("--journal", dest="console_journal", type=Path, metavar="FILE",
+                       help="write every command, run and event of the console session as a "
+                            "JSON-lines journal (docs/JOURNAL.md); `dumplab replay FILE` "
+                            "checks it")
     # `dumplab serve` starts one console per browser with this: a fresh DIR/session-* workdir.
     group.add_argument("--workdir-per-session", dest="console_workdir_per_session", type=Path,
                        metavar="BASE", help=argparse.SUPPRESS)
@@ -153,7 +163,9 @@ def console_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     app = DumpLabApp(args.console_workdir, profile=args.console_profile, overrides=overrides,
                      speed="free" if args.console_free_running else "real")
-    app.run()
+    with recording(app.session, args.console_journal,
+                   created_by=f"{dumplab_version()} console"):
+        app.run()
     return EXIT_OK
 
 

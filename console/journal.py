@@ -100,6 +100,10 @@ class JournalWriter:
         self._write(journal_header(session, created_by or f"{dumplab_version()} run"))
         self._unsubscribe_events = session.bus.subscribe(self._event)
         self._unsubscribe_commands = session.subscribe_commands(self._command)
+        self._unsubscribe_runs = session.subscribe_runs(self._run)
+        # Runs of the same length in a row, not yet written: one record says "N times".
+        self._pending_run: tuple[int, bool] | None = None
+        self._pending_times = 0
 
     def _write(self, record: dict[str, Any]) -> None:
         assert self._file is not None
@@ -110,14 +114,36 @@ class JournalWriter:
         self._write(event.to_dict())
 
     def _command(self, entry: HistoryEntry) -> None:
+        self._flush_runs()
         self._write(command_record(self.session, entry))
+
+    def _run(self, ns: int, free_running: bool) -> None:
+        if self._pending_run != (ns, free_running):
+            self._flush_runs()
+            self._pending_run = (ns, free_running)
+        self._pending_times += 1
+
+    def _flush_runs(self) -> None:
+        """The console's runs between commands, written after the events they caused (as a
+        command's record is)."""
+        if self._pending_run is None:
+            return
+        ns, free_running = self._pending_run
+        record: dict[str, Any] = {"kind": "run", "t": self.session.now(), "ns": ns,
+                                  "times": self._pending_times}
+        if free_running:
+            record["free_running"] = True
+        self._write(record)
+        self._pending_run, self._pending_times = None, 0
 
     def close(self) -> None:
         """Stop recording, fsync, and rename the journal into place (once)."""
         if self._file is None:
             return
+        self._flush_runs()
         self._unsubscribe_events()
         self._unsubscribe_commands()
+        self._unsubscribe_runs()
         file, self._file = self._file, None
         try:
             file.flush()
@@ -161,6 +187,16 @@ class JournalCommand:
     line: int
 
 
+@dataclass(frozen=True)
+class JournalRun:
+    """The console let the machine run `times` × `ns` of virtual time between commands."""
+
+    ns: int
+    times: int
+    free_running: bool
+    line: int
+
+
 @dataclass
 class Journal:
     """A journal as read from a file."""
@@ -169,6 +205,13 @@ class Journal:
     header: dict[str, Any]
     events: list[dict[str, Any]] = field(default_factory=list)
     commands: list[JournalCommand] = field(default_factory=list)
+    # Commands and runs in the order they happened: what a replay does again.
+    steps: list[JournalCommand | JournalRun] = field(default_factory=list)
+
+    @property
+    def free_running(self) -> bool:
+        """Recorded (partly) at the free-running speed, whose timing follows the host."""
+        return any(isinstance(step, JournalRun) and step.free_running for step in self.steps)
 
     @property
     def workdirs(self) -> list[str]:
@@ -213,14 +256,29 @@ def _parse_line(path: Path, number: int, text: str) -> Any:
 def _add_record(journal: Journal, number: int, record: Any) -> None:
     if not isinstance(record, dict) or not isinstance(record.get("kind"), str):
         raise _fail(journal.path, number, "expected a JSON object with a 'kind'")
+    if record["kind"] == "run":
+        journal.steps.append(_run_record(journal.path, number, record))
+        return
     if record["kind"] != "command":
         journal.events.append(record)
         return
     text = record.get("command")
     if not isinstance(text, str) or not isinstance(record.get("ok"), bool):
         raise _fail(journal.path, number, "a command record needs 'command' (text) and 'ok'")
-    journal.commands.append(JournalCommand(text, record["ok"], str(record.get("message", "")),
-                                           len(journal.events), number))
+    command = JournalCommand(text, record["ok"], str(record.get("message", "")),
+                             len(journal.events), number)
+    journal.commands.append(command)
+    journal.steps.append(command)
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _run_record(path: Path, number: int, record: dict[str, Any]) -> JournalRun:
+    if not (_whole(record.get("ns")) and _whole(record.get("times"))):
+        raise _fail(path, number, "a run record needs 'ns' and 'times' (whole numbers > 0)")
+    return JournalRun(record["ns"], record["times"], record.get("free_running") is True, number)
 
 
 def read_journal(path: Path) -> Journal:
@@ -314,11 +372,14 @@ def replay(journal: Journal, workdir: Path,
     last_command: str | None = None
     with session:
         session.bus.subscribe(comparator.event)
-        for command in journal.commands:
-            if on_command is not None:
-                on_command(command)
-            session.execute(command.text)
-            last_command = command.text
+        for step in journal.steps:
+            if isinstance(step, JournalRun):
+                _run_again(session, step, journal.path)
+            else:
+                if on_command is not None:
+                    on_command(step)
+                session.execute(step.text)
+                last_command = step.text
             if comparator.first_difference is not None:
                 break
     index = comparator.first_difference
@@ -330,6 +391,13 @@ def replay(journal: Journal, workdir: Path,
                          expected[index] if index < len(expected) else None,
                          comparator.got[index] if index < len(comparator.got) else None,
                          _command_during(journal, index) or last_command)
+
+
+def _run_again(session: Session, run: JournalRun, path: Path) -> None:
+    if session.lpar is None or not session.lpar.activated:
+        raise _fail(path, run.line, "a run record while the LPAR is not activated")
+    for _ in range(run.times):
+        session.advance(run.ns)
 
 
 def _command_during(journal: Journal, index: int) -> str | None:
@@ -390,9 +458,17 @@ def replay_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except JournalError as error:
         err.write(f"dumplab replay: {error}\n")
         return EXIT_BAD_JOURNAL
-    if args.workdir is not None:
-        outcome = replay(journal, args.workdir)
-    else:
-        with tempfile.TemporaryDirectory(prefix="dumplab-replay-") as temporary:
-            outcome = replay(journal, Path(temporary))
+    if journal.free_running:
+        err.write(f"dumplab replay: {args.journal}: recorded at the free-running speed, whose "
+                  "timing follows the host: it cannot be replayed (record at another speed)\n")
+        return EXIT_BAD_JOURNAL
+    try:
+        if args.workdir is not None:
+            outcome = replay(journal, args.workdir)
+        else:
+            with tempfile.TemporaryDirectory(prefix="dumplab-replay-") as temporary:
+                outcome = replay(journal, Path(temporary))
+    except JournalError as error:
+        err.write(f"dumplab replay: {error}\n")
+        return EXIT_BAD_JOURNAL
     return report(outcome, out)

@@ -181,7 +181,7 @@ class Runner:
         """Let the machine run between commands, or hold it (commands still run)."""
         self._running = running
         if not running:
-            self.interrupt()
+            self._interrupt_slice()
         self._wake()
 
     @property
@@ -236,9 +236,12 @@ class Runner:
             return self._tickets
 
     def _interrupt_slice(self) -> None:
-        # Only a run slice is cut short: a command in progress (a wait-for) must finish.
+        # Only a free-running slice is cut short. A deterministic slice is whole (at most
+        # MAX_SLICE_NS of virtual time, milliseconds of real time): a slice cut at a host-timed
+        # instruction could not be replayed from the journal. A command in progress (a
+        # wait-for) always finishes.
         with self._lock:
-            if self._in_slice:
+            if self._in_slice and self._speed.free_running:
                 self.interrupt()
 
     def _wake(self) -> None:
@@ -365,13 +368,10 @@ class Runner:
         with self._lock:
             self._in_slice = True
         try:
-            lpar.run(self._slice_ns())
+            self.session.advance(self._slice_ns())
         finally:
             with self._lock:
                 self._in_slice = False
-        # Events the operator watched live are not waited for later: a wait-for typed now
-        # means "from now on", as it would at a real console.
-        self.session.take_event(lambda event: False)
         self._dirty = True
 
     # -- publishing ----------------------------------------------------------------------------

@@ -50,6 +50,7 @@ class Session:
         self._unmatched: deque[Event] = deque(maxlen=UNMATCHED_EVENTS_KEPT)
         self._unsubscribe = self.bus.subscribe(self._unmatched.append)
         self._command_listeners: list[ResultHook] = []
+        self._run_listeners: list[Callable[[int, bool], None]] = []
 
     # -- profiles and the LPAR --------------------------------------------------------------
 
@@ -116,6 +117,27 @@ class Session:
         while self._unmatched and self._unmatched.popleft() is not event:
             pass
         return event
+
+    def advance(self, ns: int) -> None:
+        """Let the LPAR run for ns of virtual time between commands, as the console does
+        while the operator watches; a journal records it so that a replay runs it too.
+
+        What happens meanwhile is watched live, not waited for: a `wait-for` typed later
+        means "from now on", as at a real console.
+        """
+        if self.lpar is None:
+            raise HmcError("the LPAR is not activated")
+        self.lpar.run(ns)
+        self.take_event(lambda event: False)
+        for listener in list(self._run_listeners):
+            listener(ns, self.lpar.free_running)
+
+    def subscribe_runs(self, listener: Callable[[int, bool], None]) -> Callable[[], None]:
+        """Call `listener(ns, free_running)` after every `advance`; returns the function
+        that unregisters it."""
+        self._run_listeners.append(listener)
+        return lambda: self._run_listeners.remove(listener) if listener in self._run_listeners \
+            else None
 
     # -- commands ------------------------------------------------------------------------------
 
