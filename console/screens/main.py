@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, ClassVar
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
@@ -222,6 +222,15 @@ class MainScreen(Screen[None]):
     def show_tab(self, tab: str) -> None:
         self.query_one("#views", TabbedContent).active = tab
         self._focus_tab(tab)
+
+    def action_leave_tasks(self) -> None:
+        self._focus_tab(self.active_tab)
+
+    @on(events.DescendantFocus)
+    def _hide_tasks_pad(self, event: events.DescendantFocus) -> None:
+        # On a narrow screen the pad covers the views: it goes once focus leaves it.
+        if self.has_class("-show-tasks") and not isinstance(event.widget, TasksPad):
+            self.remove_class("-show-tasks")
 
     def _focus_tab(self, tab: str) -> None:
         targets = {"tab-messages": "#os-log", "tab-hardware": "#hw-log",

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import ClassVar
 
 from textual import on
+from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
@@ -79,6 +81,9 @@ class TasksPad(OptionList):
     """The tasks, grouped as on the HMC's tasks pad, with their keys."""
 
     HELP_TOPIC = "tasks"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "screen.leave_tasks", "Back to the view", id="tasks.leave"),
+    ]
 
     class Chosen(Message):
         """The operator chose a task in the pad."""
