@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from machine.breakpoints import BreakpointError
 from machine.faults import FaultError, inject
 from machine.faults import check_words as check_fault_words
 from machine.lpar import HmcError
@@ -451,6 +452,61 @@ def _run_run(session: Session, args: Mapping[str, Any]) -> CommandResult:
                  {"t": now})
 
 
+_CODE_ADDRESS = re.compile(r"(?:0x[0-9a-f]+|[0-9][0-9a-f]*)", re.IGNORECASE)
+
+
+def _parse_break(words: _Words) -> dict[str, Any]:
+    items = words.at_most(2)
+    if not items or items == ["list"]:
+        return {"action": "list", "where": None}
+    if items[0].lower() == "clear":
+        return {"action": "clear", "where": items[1] if len(items) > 1 else "all"}
+    if len(items) > 1:
+        raise words.error(f"unexpected '{items[1]}'", usage=True)
+    return {"action": "set", "where": items[0]}
+
+
+def _code_address(lpar: Lpar, where: str) -> tuple[int, str]:
+    """An instruction address typed as hex (0x11140, 11140) or as a symbol; its label."""
+    if _CODE_ADDRESS.fullmatch(where):
+        return int(where, 16), f"{int(where, 16):#x}"
+    address = lpar.code_address(where)
+    if address is None:
+        loaded = lpar.program.name if lpar.program is not None else "no program"
+        raise CommandError(f"break: no symbol '{where}' (loaded: {loaded}; other programs as "
+                           "PROGRAM:NAME, the loaded purgatory as purgatory:NAME)")
+    return address, where
+
+
+def _breakpoint_list(lpar: Lpar) -> CommandResult:
+    listed = lpar.breakpoints.listed()
+    if not listed:
+        return _done("No breakpoints.", {"breakpoints": []})
+    rows = [f"  {b.address:#012x}  {b.label}" for b in listed]
+    return _done("Breakpoints:\n" + "\n".join(rows),
+                 {"breakpoints": [{"address": b.address, "label": b.label} for b in listed]})
+
+
+def _run_break(session: Session, args: Mapping[str, Any]) -> CommandResult:
+    lpar = _lpar(session)
+    action, where = args["action"], args["where"]
+    try:
+        if action == "list":
+            return _breakpoint_list(lpar)
+        if action == "clear" and where.lower() == "all":
+            count = lpar.breakpoints.clear()
+            return _done(f"Breakpoints cleared: {count}", {"cleared": count})
+        address, label = _code_address(lpar, where)
+        if action == "clear":
+            lpar.breakpoints.remove(address)
+            return _done(f"Breakpoint at {address:#x} ({label}) cleared", {"address": address})
+        lpar.breakpoints.add(address, label)
+    except BreakpointError as error:
+        raise CommandError(f"break: {error}") from None
+    return _done(f"Breakpoint set at {address:#x} ({label}): a CPU that reaches it stops in "
+                 "front of it", {"address": address, "label": label})
+
+
 def _cpu_snapshot(session: Session, cpu: int, command: str) -> CpuSnapshot:
     """The snapshot of one CPU, or a CommandError naming the CPUs this LPAR has."""
     cpus = _lpar(session).snapshot().cpus
@@ -716,6 +772,15 @@ _SPECS = (
         "step", "step [N] [cpu=C]", "Execute N instructions (default 1) on one CPU (default 0).",
         f"N is at most {MAX_STEP_COUNT}.",
         _parse_step, _run_step),
+    CommandSpec(
+        "break", "break [ADDR|SYMBOL] | break clear ADDR|SYMBOL|all",
+        "Stop a CPU when it reaches an instruction address; list or clear breakpoints.",
+        "ADDR is hex (`0x11140` or `11140`); SYMBOL is a function of the loaded program "
+        "(`spin_lock`), of another built program (`dumper:main`), or of the purgatory of the "
+        "loaded kdump kernel, where kexec put it (`purgatory:purgatory`). The CPU that "
+        "reaches the address stops in front of the instruction (a `breakpoint` event); "
+        "`start` or `step` executes it and goes on. `break` alone lists the breakpoints.",
+        _parse_break, _run_break),
     CommandSpec(
         "regs", "regs [CPU]", "Show the registers of a CPU (default 0).",
         "PSW, prefix, FPC, CPU timer, clock comparator, general, control, access and "

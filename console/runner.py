@@ -205,6 +205,8 @@ class Runner:
                 self._probes.pop(name, None)
             else:
                 self._probes[name] = probe
+            # A new probe needs a frame even if the machine is held or stopped.
+            self._dirty = True
         self._wake()
 
     def interrupt(self) -> None:

@@ -68,6 +68,9 @@ class Cpu:
         self.wait_code: int | None = None
         self.pending = Pending()
         self.check_stop_reason = ""
+        # The breakpoint address this CPU stopped in front of (it executes that instruction
+        # when it goes on), else None.
+        self.stopped_at_breakpoint: int | None = None
 
     # Registers: from the engine while this CPU runs, else from its saved context.
     def _source(self):
@@ -145,3 +148,4 @@ class Cpu:
         self.wait_code = None
         self.pending = Pending()
         self.check_stop_reason = ""
+        self.stopped_at_breakpoint = None

@@ -234,6 +234,16 @@ class EventLog:
 
 
 @dataclass(frozen=True)
+class BreakpointEvent(Event):
+    """A CPU reached an instruction address with a breakpoint and stopped in front of it."""
+
+    kind: ClassVar[str] = "breakpoint"
+    address: int = 0
+    label: str = ""  # what the operator named (a symbol, or the address)
+    symbol: str = ""  # where it is in the loaded program (name+offset), if known
+
+
+@dataclass(frozen=True)
 class FaultEvent(Event):
     """An instructor injected a fault (machine/faults.py)."""
 

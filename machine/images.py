@@ -14,6 +14,8 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
 
+from machine.paths import assets_dir
+
 EM_S390 = 22
 
 
@@ -110,6 +112,22 @@ def load_image(path: Path) -> Image:
     except OSError as exc:
         raise ImageError(f"{path}: {exc.strerror}") from None
     return _load_cached(str(path), mtime)
+
+
+def built_programs() -> dict[str, Image]:
+    """Every built guest program under assets/bin, by name (kernel, dumper, purgatory, ...);
+    a file that cannot be read is left out."""
+    images: dict[str, Image] = {}
+    try:
+        paths = sorted((assets_dir() / "bin").glob("*.elf"))
+    except FileNotFoundError:
+        return images
+    for path in paths:
+        try:
+            images[path.stem] = load_image(path)
+        except ImageError:
+            continue
+    return images
 
 
 # First bytes of every instruction the host emulates (see machine/system.py).

@@ -22,12 +22,14 @@ from unicorn import UC_HOOK_INTR, UC_PROT_ALL, Uc, UcError
 from unicorn.s390x_const import UC_S390X_REG_PC
 
 from machine import interrupts
+from machine.breakpoints import Breakpoints, resolve_symbol
 from machine.checksums import cksm
 from machine.clock import VirtualClock, tod_units
 from machine.cpu import ARS, CRS, FPRS, GPRS, Cpu, CpuState
 from machine.devices import Device, DeviceError
 from machine.engine import flush_tlb, new_engine, raw_fields
 from machine.events import (
+    BreakpointEvent,
     CheckEvent,
     ConsoleEvent,
     CpuOnlineEvent,
@@ -48,7 +50,7 @@ from machine.events import (
     WaitEvent,
 )
 from machine.hypercalls import Hypercalls
-from machine.images import Image, ImageError, image_hook_addresses
+from machine.images import Image, ImageError, built_programs, image_hook_addresses
 from machine.ipl import IplControl
 from machine.kdump import KdumpHost
 from machine.paths import program_path
@@ -144,6 +146,7 @@ class Lpar:
         self._program_exits: set[int] = set()
         self._kexec_exits: set[int] = set()
         self._exit_set: frozenset[int] = frozenset()
+        self.breakpoints = Breakpoints(on_change=self._breakpoints_changed)
         self._deferred: list[Callable[[], None]] = []
         self._os_commands: collections.deque[tuple[str, bool]] = collections.deque()
         self._service_signal = False
@@ -376,7 +379,19 @@ class Lpar:
 
     @property
     def _exits(self) -> set[int]:
-        return self._program_exits | self._kexec_exits
+        return self._program_exits | self._kexec_exits | self.breakpoints.addresses
+
+    def _breakpoints_changed(self) -> None:
+        if self.uc is not None:
+            self._set_exits()
+
+    def code_address(self, name: str) -> int | None:
+        """The address a code symbol names (machine/breakpoints.py says how)."""
+        purgatory = None
+        crash = self.kdump.image
+        if crash is not None:
+            purgatory = (crash.purgatory, crash.segment("purgatory").mem)
+        return resolve_symbol(name, self.program, built_programs(), purgatory)
 
     def flush_code(self) -> None:
         """Forget translated code: required after any host write of code."""
@@ -758,6 +773,10 @@ class Lpar:
     def _run_slice(self, uc: Uc, cpu: Cpu, budget: int) -> None:
         """Run the loaded CPU for up to budget instructions, carrying out the emulated
         instructions it stops in front of."""
+        if self._leave_breakpoint(uc, cpu):
+            budget -= 1
+            if budget <= 0 or cpu.state != CpuState.OPERATING or self._stop_slice():
+                return
         for _ in range(MAX_EXITS_PER_SLICE):
             if self.free_running and budget > 1:
                 uc.emu_start(uc.reg_read(UC_S390X_REG_PC), _UNREACHABLE, timeout=FREE_SLICE_US)
@@ -766,10 +785,44 @@ class Lpar:
             pc = uc.reg_read(UC_S390X_REG_PC)
             if pc not in self._exit_set or self._stop_slice():
                 return
+            if pc in self.breakpoints:
+                self._breakpoint_hit(cpu, pc)
+                return
             if not self.system.handle(uc, cpu, pc):
                 self._drop_intercept(pc)
             if self._stop_slice() or cpu.state != CpuState.OPERATING or budget == 1:
                 return
+
+    def _breakpoint_hit(self, cpu: Cpu, address: int) -> None:
+        """Stop the CPU in front of the instruction; it executes it when it goes on."""
+        cpu.stopped_at_breakpoint = address
+        breakpoint_ = self.breakpoints.get(address)
+        symbol = self.program.symbol_at(address) if self.program is not None else None
+        self.publish(BreakpointEvent(
+            t=self.clock.now, cpu=cpu.address, address=address,
+            label=breakpoint_.label if breakpoint_ else f"{address:#x}",
+            symbol=(f"{symbol[0]}+{symbol[1]:#x}" if symbol[1] else symbol[0]) if symbol else ""))
+        self.set_state(cpu, CpuState.STOPPED)
+        self.reschedule = True
+
+    def _leave_breakpoint(self, uc: Uc, cpu: Cpu) -> bool:
+        """A CPU that stopped at a breakpoint and goes on executes that instruction first,
+        with the exit lifted for it; True if it did."""
+        address, cpu.stopped_at_breakpoint = cpu.stopped_at_breakpoint, None
+        pc = uc.reg_read(UC_S390X_REG_PC)
+        if address is None or pc != address or address not in self.breakpoints:
+            return False
+        if address in self._program_exits or address in self._kexec_exits:
+            if not self.system.handle(uc, cpu, pc):  # an emulated instruction: carry it out
+                self._drop_intercept(pc)
+            return True
+        uc.ctl_set_exits(sorted((self._exit_set - {address}) | {_UNREACHABLE}))
+        self.flush_code()
+        try:
+            uc.emu_start(pc, _UNREACHABLE, count=1)
+        finally:
+            self._set_exits()
+        return True
 
     def _stop_slice(self) -> bool:
         return (self.reschedule or bool(self._deferred) or self._interrupt_request.is_set()

@@ -71,6 +71,11 @@ GOOD_LINES = [
     ("run 250us", "run", {"ns": 250_000}),
     ("run 10ms", "run", {"ns": 10_000_000}),
     ("run 2s", "run", {"ns": 2_000_000_000}),
+    ("break", "break", {"action": "list", "where": None}),
+    ("break list", "break", {"action": "list", "where": None}),
+    ("break spin_lock", "break", {"action": "set", "where": "spin_lock"}),
+    ("break clear 0x11140", "break", {"action": "clear", "where": "0x11140"}),
+    ("break clear", "break", {"action": "clear", "where": "all"}),
     ("step", "step", {"count": 1, "cpu": 0}),
     ("step 10", "step", {"count": 10, "cpu": 0}),
     ("step cpu=3 5", "step", {"count": 5, "cpu": 3}),
@@ -105,6 +110,8 @@ def test_parse(line: str, name: str, args: dict) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # Parsing: every bad input names the problem in one line
+
+BREAK_USAGE = "break [ADDR|SYMBOL] | break clear ADDR|SYMBOL|all"
 
 BAD_LINES = [
     ("", "empty command"),
@@ -153,6 +160,8 @@ BAD_LINES = [
     ("run 0ms", ("run: bad duration '0ms' (expected a number and a unit: ns, us, ms or s, "
                 "like 10ms)")),
     ("run 5 ms", "run: unexpected 'ms' (usage: run DURATION)"),
+    ("break a b", f"break: unexpected 'b' (usage: {BREAK_USAGE})"),
+    ("break clear a b", f"break: unexpected 'b' (usage: {BREAK_USAGE})"),
     ("step 0", "step: bad count '0' (expected 1-1000000)"),
     ("step many", "step: bad count 'many' (expected 1-1000000)"),
     ("step 1 2", "step: unexpected '2' (usage: step [N] [cpu=C])"),

@@ -20,7 +20,7 @@ from textual.pilot import Pilot
 from textual.widgets import Button, Input, Label
 
 from console.app import DumpLabApp
-from console.screens.dialogs import ConfirmScreen, FaultsScreen, HelpScreen
+from console.screens.dialogs import CommandPrompt, ConfirmScreen, FaultsScreen, HelpScreen
 from console.screens.load import LoadForm
 from console.widgets.dump.model import compare_cpu, open_dump_file
 from machine.events import Event, EventLog
@@ -284,6 +284,37 @@ async def test_hang_fault_and_step(tmp_path: Path) -> None:
         await until(pilot, lambda: app.main.frame.snapshot.cpus[0].psw_addr != before
                     or app.main.frame.snapshot.t > 0, "a frame after the step")
         assert "PSW" in str(app.main.query_one("#registers-body").render())
+
+
+@pilot_test
+async def test_a_breakpoint_typed_at_the_breakpoint_task(tmp_path: Path) -> None:
+    """b opens the command prompt with `break `; the CPU that reaches the symbol stops, the
+    hardware messages say where, and the code view marks the breakpoint."""
+    app, log = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await boot(pilot, app, log)
+        await leave_input(pilot)
+        await pilot.press("b")
+        await until(pilot, lambda: isinstance(app.screen, CommandPrompt), "the prompt")
+        assert app.screen.query_one("#prompt-input", Input).value == "break "
+        count = len(app.session.history)
+        await pilot.press(*"spin_unlock", "enter")
+        await answered(pilot, app, count + 1)
+        assert app.session.history[-1].text == "break spin_unlock"
+        assert app.session.history[-1].result.ok
+        app.submit("wait-for event breakpoint")
+        await answered(pilot, app, count + 2)
+        hit = kinds(log, "breakpoint")[-1]
+        await until(pilot, lambda: any("stopped at breakpoint spin_unlock" in text
+                                       for text in outcomes(app)), "the hardware message")
+        await pilot.press("6")  # Code
+        for _ in range(hit.cpu):
+            await pilot.press("right_square_bracket")
+        await until(pilot, lambda: "spin_unlock" in str(
+            app.main.query_one("#disasm-body").render()),
+            f"the code view: {app.main.query_one('#disasm-body').render()}")
+        window = app.main.frame.probes.get("code")
+        assert hit.address in window.breakpoints
 
 
 @pilot_test

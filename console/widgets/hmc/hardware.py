@@ -73,6 +73,8 @@ _DESCRIBERS = {
         if getattr(event, "source", "") == "operator" else []),
     "panic": _simple("error", "Kernel panic on CPU {cpu}: {message}"),
     "hang": _simple("warning", "The kernel reports a hang ({hang}) on CPU {cpu}"),
+    "breakpoint": _simple("notice", "CPU {cpu} stopped at breakpoint {label} ({address:#x}): "
+                                    "Start or Step goes on"),
 }
 
 

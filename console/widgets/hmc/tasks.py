@@ -61,7 +61,7 @@ TASKS: tuple[Task, ...] = (
     Task("speed", "Simulation", "Speed", "f8", "app.speed",
          "Cycle the speed: crawl, slow, real time, maximum, free running."),
     Task("breakpoint", "Simulation", "Breakpoint…", "b", "app.command_line('break ')",
-         "Set a breakpoint on a symbol or address (needs the machine's break command)."),
+         "Stop a CPU when it reaches a symbol or an address (the break command)."),
     Task("command", "Simulation", "Command…", "colon", "app.command_line('')",
          "Type any operator command (docs/COMMANDS.md)."),
     Task("dump-viewer", "Inspect", "Open dump…", "v", "open_dump",

@@ -33,6 +33,7 @@ class CodeWindow:
     start: int
     data: bytes
     program: str | None
+    breakpoints: frozenset[int] = frozenset()
 
 
 def code_probe(cpu_index: int):  # type: ignore[no-untyped-def]
@@ -46,7 +47,8 @@ def code_probe(cpu_index: int):  # type: ignore[no-untyped-def]
             start = psw
         end = min(psw + AHEAD, lpar.profile.memory)
         data = lpar.read(start, end - start) if end > start else b""
-        return CodeWindow(cpu_index, psw, start, data, snapshot.program)
+        return CodeWindow(cpu_index, psw, start, data, snapshot.program,
+                          lpar.breakpoints.addresses)
     return probe
 
 
@@ -87,7 +89,6 @@ class DisassemblyView(VerticalScroll, can_focus=True):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._body = Static(id="disasm-body")
-        self.breakpoints: set[int] = set()
 
     def compose(self):  # type: ignore[no-untyped-def]
         yield self._body
@@ -102,7 +103,7 @@ class DisassemblyView(VerticalScroll, can_focus=True):
         header = Content.from_markup(
             "[b]CPU $cpu[/] PSW address $psw $where", cpu=str(result.cpu),
             psw=f"{result.psw:016x}", where=symbols.symbolize(result.psw, result.program) or "")
-        lines = disassemble(result, self.breakpoints)
+        lines = disassemble(result, result.breakpoints)
         if not lines:
             lines = [Content("(no instructions decoded here)")]
         update_static(self._body, Content("\n").join([header, *lines]))

@@ -4,26 +4,14 @@ machine): address -> `name+offset` for the views, and name -> address for go-to.
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
-from machine.images import Image, ImageError, load_image
-from machine.paths import assets_dir
+from machine.images import Image, built_programs
 
 
 @functools.lru_cache(maxsize=1)
 def _programs() -> dict[str, Image]:
     """Every built guest program under assets/bin, by name (kernel, dumper, ...)."""
-    images: dict[str, Image] = {}
-    try:
-        paths = sorted((assets_dir() / "bin").glob("*.elf"))
-    except FileNotFoundError:
-        return images
-    for path in paths:
-        try:
-            images[path.stem] = load_image(Path(path))
-        except ImageError:
-            continue
-    return images
+    return built_programs()
 
 
 def program_names() -> list[str]:
