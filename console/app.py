@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on, work
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 
 from console.bridge import CommandDone, EventsArrived, FrameReady, RunnerBridge
 from console.runner import DEFAULT_SPEED, SPEEDS, Runner
@@ -26,6 +27,9 @@ from console.session import Session
 from console.widgets.dump.model import DumpOpenError, open_dump_file
 from console.widgets.dump.viewer import DumpViewer
 from console.widgets.messages.command_line import CommandHistory
+
+if TYPE_CHECKING:
+    from console.labs import Lab
 
 HELP_DIR = Path(__file__).resolve().parent / "help"
 log = logging.getLogger("dumplab.console")
@@ -119,12 +123,18 @@ class DumpLabApp(App[None]):
     def _guarded(self, show: Callable[[Any], None], what: Any) -> None:
         """Draw what the machine sent; a bug in a view is logged and said in one line, and
         the console goes on (the operator's machine must not die with the screen)."""
+        if not self.main.is_attached:  # quitting: a late message for a screen now gone
+            return
         try:
             show(what)
         except Exception as error:
             log.exception("the console failed to show %s", type(what).__name__)
-            self.main.acknowledge(f"internal error in the console: {type(error).__name__} "
-                                  f"(details in {self.workdir / 'console.log'})", "refused")
+            try:
+                self.main.acknowledge(f"internal error in the console: "
+                                      f"{type(error).__name__} (details in "
+                                      f"{self.workdir / 'console.log'})", "refused")
+            except NoMatches:  # the screen is being taken down
+                pass
 
     # -- commands ------------------------------------------------------------------------
 
@@ -215,3 +225,34 @@ class DumpLabApp(App[None]):
         self.main.query_one(DumpViewer).show_dump(opened, snapshot)
         self.main.show_tab("tab-dump")
         self.main.acknowledge(f"Opened {opened.title()}", "ok")
+
+
+def run_lab(lab: Lab, workdir: Path) -> int:
+    """`dumplab lab NAME`: the console with the lab sidebar beside the HMC, until the trainee
+    quits; 0 if every step's check passed by then, 1 otherwise, 2 without a terminal."""
+    import sys
+
+    from console.screens.lab import EXIT_NO_TERMINAL, LabApp, terminal_problem
+
+    problem = terminal_problem(lab)
+    if problem is not None:
+        sys.stderr.write(problem)
+        return EXIT_NO_TERMINAL
+    app = LabApp(lab, workdir)
+    app.run()
+    return app.exit_status
+
+
+# -- demos (console/demo_console.py, imported when used: it builds on DumpLabApp) ---------------
+
+
+def play_demo(demo: Any, workdir: Path | None = None) -> int:
+    """`dumplab demo NAME`: play the console.demos.Demo `demo` in the console."""
+    from console import demo_console
+    return demo_console.play_demo(demo, workdir)
+
+
+def record_demo_screenshots(demo: Any, directory: Path, workdir: Path | None = None) -> int:
+    """`dumplab demo NAME --screenshots DIR`: an SVG of the console at each stage of `demo`."""
+    from console import demo_console
+    return demo_console.record_demo_screenshots(demo, directory, workdir)

@@ -4,7 +4,9 @@ A demo file (assets/demos/NAME.toml) has a title, optional profile overrides, op
 terminal size and pacing, and steps of {caption, commands, pause}. `dumplab demo NAME
 --headless` plays it in the terminal, printing captions, commands, acknowledgements and the
 Operating System Messages; `--record FILE.cast` writes the same text as an asciicast v2
-recording, with an "m" marker at each demo step and each workflow stage event.
+recording, with an "m" marker at each demo step and each workflow stage event. Without
+--headless the demo plays in the console, and --screenshots DIR writes an SVG of the console
+at each stage (console/demo_console.py, through console.app).
 
 Times in a recording come from the demo's pacing (seconds per output line, per command, per
 caption, and each step's pause), never from the host clock, and the header's timestamp is the
@@ -48,10 +50,6 @@ COMMAND_STYLE = "\x1b[1m"
 DEFAULT_SIZE = (100, 30)
 PACING_KEYS = ("line", "command", "caption")
 DEFAULT_PACING = {"line": 0.04, "command": 1.0, "caption": 2.0}
-TUI_MISSING = ("dumplab demo: demo playback in the console (TUI) is not available yet; use "
-               "--headless (and --record FILE.cast to record it)\n")
-SCREENSHOTS_MISSING = ("dumplab demo: --screenshots needs demo playback in the console (TUI), "
-                       "which is not available yet\n")
 
 
 def demos_dir() -> Path:
@@ -242,19 +240,24 @@ class CastRecorder:
 
     def write(self, path: Path) -> None:
         """Write the recording under a temporary name, then rename it into place."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as file:
-                file.write(json.dumps(self.header()) + "\n")
-                file.writelines(json.dumps(event) + "\n" for event in self.events)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(name, path)
-        except BaseException:
-            Path(name).unlink(missing_ok=True)
-            raise
+        lines = [json.dumps(self.header()), *(json.dumps(event) for event in self.events)]
+        write_atomically(Path(path), "".join(line + "\n" for line in lines))
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write `text` to a temporary file beside `path`, then rename it into place: a reader
+    never sees half a file, and a failure leaves no partial file behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(name, path)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
 
 
 class Tee:
@@ -272,6 +275,11 @@ class Tee:
 
 # --------------------------------------------------------------------------------------------
 # Playing
+
+
+def step_failure(number: int, line: str, message: str) -> str:
+    """How a failed demo command is reported, in every front end."""
+    return f"step {number}: '{line}': {message}"
 
 
 class DemoPlayer:
@@ -320,7 +328,7 @@ class DemoPlayer:
                 for text in result.message.splitlines():
                     self.sink.output(text if result.ok else f"refused: {text}")
                 if not result.ok:
-                    self.failure = f"step {number}: '{line}': {result.message}"
+                    self.failure = step_failure(number, line, result.message)
                     return False
             self.sink.pause(step.pause)
         return True
@@ -350,10 +358,11 @@ def add_demo_parser(subcommands: Any) -> argparse.ArgumentParser:
     """The `dumplab demo` subcommand."""
     parser = subcommands.add_parser(
         "demo", help="play a scripted, captioned demo",
-        description="Play a demo from assets/demos/ (`dumplab demo list` lists them). "
-                    "--headless prints it in the terminal; --record writes an asciicast v2 "
-                    "recording whose times come from the demo's pacing, so that it is the "
-                    "same on every run.")
+        description="Play a demo from assets/demos/ (`dumplab demo list` lists them) in the "
+                    "console (space pauses, n skips a wait, q stops). --headless prints it in "
+                    "the terminal; --record writes an asciicast v2 recording whose times come "
+                    "from the demo's pacing, so that it is the same on every run; "
+                    "--screenshots writes SVGs of the console at each stage.")
     parser.add_argument("name", metavar="list|NAME", help="'list', or a demo name")
     parser.add_argument("--headless", action="store_true",
                         help="play in the terminal without the console (TUI)")
@@ -369,12 +378,9 @@ def add_demo_parser(subcommands: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def _console_player(name: str) -> Callable[..., int] | None:
-    try:
-        app = importlib.import_module("console.app")
-    except ImportError:
-        return None
-    return getattr(app, name, None)
+def _console_player(name: str) -> Callable[..., int]:
+    """A player of console.app, imported when used: the headless modes never load Textual."""
+    return getattr(importlib.import_module("console.app"), name)
 
 
 def _play(demo: Demo, args: argparse.Namespace, workdir: Path, out: TextIO) -> str | None:
@@ -396,17 +402,9 @@ def demo_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         err.write(f"dumplab demo: unknown demo '{args.name}' (known: {known})\n")
         return EXIT_USAGE
     if args.screenshots is not None:
-        player = _console_player("record_demo_screenshots")
-        if player is None:
-            err.write(SCREENSHOTS_MISSING)
-            return EXIT_USAGE
-        return player(demo, args.screenshots)
+        return _console_player("record_demo_screenshots")(demo, args.screenshots, args.workdir)
     if not args.headless and args.record is None:
-        player = _console_player("play_demo")
-        if player is None:
-            err.write(TUI_MISSING)
-            return EXIT_USAGE
-        return player(demo)
+        return _console_player("play_demo")(demo, args.workdir)
     if args.workdir is not None:
         failure = _play(demo, args, args.workdir, out)
     else:

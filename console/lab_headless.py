@@ -1,8 +1,9 @@
 """`dumplab lab`: the list of labs, `--headless --solve` (CI proves every lab solvable) and
-the headless text mode (a trainee types at a prompt; usable before the console's sidebar).
+the headless text mode (a trainee types at a prompt, without the console).
 
-The console (TUI) opens a lab when console.app provides `run_lab(lab, workdir) -> int`;
-until then `dumplab lab NAME` without --headless says so in one line.
+Without --headless, `dumplab lab NAME` opens the console with the lab sidebar:
+`console.app.run_lab(lab, workdir) -> int` (console/screens/lab.py). It is imported when
+used, so that the text modes never import Textual.
 """
 
 from __future__ import annotations
@@ -22,8 +23,6 @@ from machine.events import Event
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 LAB_WORDS = ("hint", "check", "skip", "quit", "text")
 PROMPT = "lab> "
-TUI_MISSING = ("dumplab lab: the TUI lab view is not available yet; use --headless "
-               "(add --solve to run the solve scripts)\n")
 
 
 class _Console:
@@ -254,12 +253,8 @@ def list_labs(catalogue: Catalogue, out: TextIO, err: TextIO) -> int:
     return EXIT_FAILED if catalogue.errors else EXIT_OK
 
 
-def _tui_runner() -> Callable[[Lab, Path], int] | None:
-    try:
-        app = importlib.import_module("console.app")
-    except ImportError:
-        return None
-    return getattr(app, "run_lab", None)
+def _tui_runner() -> Callable[[Lab, Path], int]:
+    return importlib.import_module("console.app").run_lab  # type: ignore[no-any-return]
 
 
 def lab_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -277,11 +272,7 @@ def lab_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         err.write("dumplab lab: --solve needs --headless\n")
         return EXIT_USAGE
     if not args.headless:
-        runner = _tui_runner()
-        if runner is None:
-            err.write(TUI_MISSING)
-            return EXIT_USAGE
-        return runner(lab, args.workdir or Path("dumplab-work"))
+        return _tui_runner()(lab, args.workdir or Path("dumplab-work"))
     if args.solve:
         if args.workdir is not None:
             return EXIT_OK if solve(lab, args.workdir, out, verbose=args.verbose) \

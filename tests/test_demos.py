@@ -4,7 +4,6 @@ with their line."""
 
 from __future__ import annotations
 
-import importlib
 import io
 import json
 import shutil
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 
 from console.cli import main
-from console.demos import SCREENSHOTS_MISSING, TUI_MISSING, load_demos, play
+from console.demos import load_demos, play
 from console.labs import load_labs
 
 DEMOS, DEMO_ERRORS = load_demos()
@@ -145,25 +144,6 @@ def test_asciinema_cat_plays_the_recording(overview_cast: Path) -> None:
 
 def test_no_partial_recording_is_left_behind(overview_cast: Path) -> None:
     assert list(overview_cast.parent.glob(".*partial")) == []
-
-
-# --------------------------------------------------------------------------------------------
-# The console is not there yet
-
-
-def test_without_headless_the_console_playback_is_announced(capsys) -> None:
-    app = importlib.import_module("console.app")
-    if hasattr(app, "play_demo"):
-        pytest.skip("the console plays demos now")
-    assert run(capsys, "demo", "overview") == (2, "", TUI_MISSING)
-
-
-def test_screenshots_need_the_console(tmp_path: Path, capsys) -> None:
-    app = importlib.import_module("console.app")
-    if hasattr(app, "record_demo_screenshots"):
-        pytest.skip("the console takes demo screenshots now")
-    assert run(capsys, "demo", "overview", "--screenshots", tmp_path) == (
-        2, "", SCREENSHOTS_MISSING)
 
 
 def test_demo_list_and_unknown_demos(capsys) -> None:

@@ -3,7 +3,6 @@ done, broken lab files are named with their line, and the text mode grades a tra
 
 from __future__ import annotations
 
-import importlib
 import io
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 from console import labtools
 from console.checks import AnswerCheck, CheckContext, CheckError, answer_matches, compile_check
 from console.cli import main
-from console.lab_headless import TUI_MISSING, TextLab
+from console.lab_headless import TextLab
 from console.labs import LabRun, lab_session, load_lab, load_labs
 from machine.events import DumpWrittenEvent, HangEvent, StageEvent
 
@@ -101,15 +100,6 @@ def test_labs_are_found_by_name_stem_or_number() -> None:
 def test_an_unknown_lab_is_a_usage_error(capsys) -> None:
     status, _, err = run(capsys, "lab", "nope", "--headless")
     assert status == 2 and "unknown lab 'nope'" in err and "hung-system" in err
-
-
-def test_without_headless_the_tui_lab_view_is_announced(capsys) -> None:
-    app = importlib.import_module("console.app")
-    if hasattr(app, "run_lab"):
-        pytest.skip("the console has its lab view now")
-    status, out, err = run(capsys, "lab", "hung-system")
-    assert (status, out, err) == (2, "", TUI_MISSING)
-    assert len(err.splitlines()) == 1
 
 
 # --------------------------------------------------------------------------------------------

@@ -129,6 +129,9 @@ class StageDetail(VerticalScroll):
                    for r in regions_named(regions, record.info.regions)]
         options += [Option(f"{a:08x}  named in the events", id=f"a{a:x}")
                     for a in record.addresses()]
+        # One line per address: a region and an event can name the same start (the
+        # purgatory's), and option ids must be unique.
+        options = _first_of_each_id(options)
         if [o.id for o in options] != [where.get_option_at_index(i).id
                                        for i in range(where.option_count)]:
             where.set_options(options or [Option("(nothing known yet)", disabled=True)])
@@ -137,3 +140,10 @@ class StageDetail(VerticalScroll):
     def _go(self, event: OptionList.OptionSelected) -> None:
         if event.option.id and event.option.id.startswith("a"):
             self.post_message(GoToAddress(int(event.option.id[1:], 16)))
+
+
+def _first_of_each_id(options: list[Option]) -> list[Option]:
+    unique: dict[str | None, Option] = {}
+    for option in options:
+        unique.setdefault(option.id, option)
+    return list(unique.values())
