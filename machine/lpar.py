@@ -23,30 +23,23 @@ from unicorn.s390x_const import UC_S390X_REG_PC
 
 from machine import interrupts
 from machine.breakpoints import Breakpoints, resolve_symbol
-from machine.checksums import cksm
 from machine.clock import VirtualClock, tod_units
 from machine.cpu import ARS, CRS, FPRS, GPRS, Cpu, CpuState
 from machine.devices import Device, DeviceError
 from machine.engine import flush_tlb, new_engine, raw_fields
 from machine.events import (
     BreakpointEvent,
-    CheckEvent,
     ConsoleEvent,
-    CpuOnlineEvent,
     CpuStateEvent,
     ErrorEvent,
     Event,
     EventBus,
-    HangEvent,
     HmcEvent,
     IplEvent,
-    PanicEvent,
     ProgramCheckEvent,
     RestartEvent,
-    ShutdownActionEvent,
     StageEvent,
     StoreStatusEvent,
-    TraceEvent,
     WaitEvent,
 )
 from machine.hypercalls import Hypercalls
@@ -59,6 +52,7 @@ from machine.sadump import DumperHost, prepare_dump_device
 from machine.status import SAVE_AREA_ADDRESS, store_status
 from machine.storage import Storage, StorageError
 from machine.system import SystemInstructions, short_psw_to_long
+from machine.traces import report_trace
 
 # Instructions each CPU runs per round; one round is this many virtual nanoseconds.
 SLICE_INSTRUCTIONS = 20_000
@@ -76,15 +70,6 @@ MAX_EXITS_PER_SLICE = 256
 MAX_QUEUED_OS_COMMANDS = 64
 MAX_OS_COMMAND_LENGTH = 240
 _UNREACHABLE = 0xFFFF_FFFF_FFFF_FFFE
-
-BOOT_STAGES = {1: "parm area read", 2: "lowcores set up", 3: "os_info written",
-               4: "CPUs started", 5: "workload running"}
-HANG_KINDS = {1: "spin", 2: "wait", 3: "deadlock", 4: "loop"}
-TRIGGERS = {1: "panic", 2: "restart"}
-ACTIONS = {1: "stop", 2: "dump"}
-
-OS_INFO_MAGIC = 0x4F53494E464F535A
-
 
 class HmcError(Exception):
     """An HMC operation refused in the current state; str() is the one-line reason."""
@@ -847,106 +832,4 @@ class Lpar:
             self.publish(ConsoleEvent(t=self.clock.now, cpu=cpu.address, text=line.rstrip("\r"), level=level))
 
     def guest_trace(self, cpu: Cpu, event_id: int, args: tuple[int, ...]) -> None:
-        handler = _TRACE_HANDLERS.get(event_id)
-        if handler is None:
-            self.publish(TraceEvent(t=self.clock.now, cpu=cpu.address, id=event_id, name="unknown", args=args))
-        else:
-            handler(self, cpu, args)
-
-    def _trace_boot_stage(self, cpu: Cpu, args: tuple[int, ...]) -> None:
-        stage, cpus = args[0], args[1]
-        now = self.clock.now
-        if stage == 6:
-            self.publish(StageEvent(t=now, cpu=cpu.address, stage="workload-filled", status="done",
-                                    detail=f"{args[2] >> 20} MB of recognisable data in place"))
-        elif stage == 5:
-            self.publish(StageEvent(t=now, cpu=cpu.address, stage="boot", status="done", detail="kernel up"))
-            self.publish(StageEvent(t=now, cpu=cpu.address, stage="workload", status="done",
-                                    detail=f"workload running on {cpus} CPUs"))
-        else:
-            self.publish(StageEvent(t=now, cpu=cpu.address, stage="boot", status="running",
-                                    detail=BOOT_STAGES.get(stage, f"stage {stage}")))
-
-    def _trace_cpu_online(self, cpu: Cpu, args: tuple[int, ...]) -> None:
-        self.publish(CpuOnlineEvent(t=self.clock.now, cpu=args[0], prefix=args[1], stack=args[2]))
-
-    def _trace_os_info(self, cpu: Cpu, args: tuple[int, ...]) -> None:
-        """The guest wrote os_info: recompute its checksum on the host and report both."""
-        address, guest_csum = args[0], args[1] & 0xFFFFFFFF
-        try:
-            page = self.storage.read(address, 4096)
-        except StorageError:
-            computed = "unreadable"
-        else:
-            computed = f"{cksm(page[0x0C:]):08x}"
-            if int.from_bytes(page[:8], "big") != OS_INFO_MAGIC:
-                computed += " (bad magic)"
-        self.publish(CheckEvent(t=self.clock.now, cpu=cpu.address, what="os_info checksum",
-                                expected=f"{guest_csum:08x}", computed=computed,
-                                ok=computed == f"{guest_csum:08x}"))
-
-    def _trace_hang(self, cpu: Cpu, args: tuple[int, ...]) -> None:
-        kind = HANG_KINDS.get(args[0], str(args[0]))
-        self.publish(HangEvent(t=self.clock.now, cpu=args[1], hang=kind, lock=args[2]))
-        self.publish(StageEvent(t=self.clock.now, cpu=args[1], stage="hang", status="done", detail=kind))
-
-    def _trace_panic(self, cpu: Cpu, args: tuple[int, ...]) -> None:
-        try:
-            message = self.storage.read(cpu.real_to_absolute(args[1]), min(args[2], 256)).decode("ascii", "replace")
-        except StorageError:
-            message = "?"
-        self.publish(PanicEvent(t=self.clock.now, cpu=args[0], message=message))
-        self.publish(StageEvent(t=self.clock.now, cpu=args[0], stage="panic", status="done", detail=message))
-
-    def _trace_shutdown_action(self, cpu: Cpu, args: tuple[int, ...]) -> None:
-        self.publish(ShutdownActionEvent(t=self.clock.now, cpu=cpu.address,
-                                         trigger=TRIGGERS.get(args[0], str(args[0])),
-                                         action=ACTIONS.get(args[1], str(args[1]))))
-
-
-def _generic(event_id: int, name: str) -> Callable[[Lpar, Cpu, tuple[int, ...]], None]:
-    def handler(lpar: Lpar, cpu: Cpu, args: tuple[int, ...]) -> None:
-        lpar.publish(TraceEvent(t=lpar.clock.now, cpu=cpu.address, id=event_id, name=name, args=args))
-    return handler
-
-
-def _kdump(method: str) -> Callable[[Lpar, Cpu, tuple[int, ...]], None]:
-    def handler(lpar: Lpar, cpu: Cpu, args: tuple[int, ...]) -> None:
-        getattr(lpar.kdump, method)(cpu, args)
-    return handler
-
-
-def _dumper(method: str) -> Callable[[Lpar, Cpu, tuple[int, ...]], None]:
-    def handler(lpar: Lpar, cpu: Cpu, args: tuple[int, ...]) -> None:
-        getattr(lpar.dumper, method)(cpu, args)
-    return handler
-
-
-_TRACE_HANDLERS: dict[int, Callable[[Lpar, Cpu, tuple[int, ...]], None]] = {
-    1: Lpar._trace_boot_stage,
-    2: Lpar._trace_cpu_online,
-    3: _generic(3, "workload_start"),
-    4: Lpar._trace_os_info,
-    5: Lpar._trace_hang,
-    6: Lpar._trace_panic,
-    7: _generic(7, "program_check_handled"),
-    8: Lpar._trace_shutdown_action,
-    9: _generic(9, "restart_handler"),
-    10: _kdump("purgatory_enter"),
-    11: _kdump("purgatory_check"),
-    12: _kdump("purgatory_result"),
-    13: _kdump("notes_saved"),
-    14: _kdump("swap"),
-    15: _kdump("enter_kdump"),
-    16: _kdump("crash_kexec"),
-    17: _kdump("status_stored"),
-    18: _kdump("loaded"),
-    20: _kdump("kdump_boot"),
-    21: _kdump("kdump_check"),
-    30: _dumper("started"),
-    31: _dumper("cpu_status"),
-    32: _dumper("check"),
-    33: _dumper("decision"),
-    34: _dumper("progress"),
-    35: _dumper("done"),
-}
+        report_trace(self, cpu, event_id, args)
