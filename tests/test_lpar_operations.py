@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 
 import pytest
 from conftest import MS, boot_lpar
@@ -222,3 +223,21 @@ def test_diag308_reipl_loads_the_kernel_again_from_its_ipl_device(booted):
     assert booted.console().count("smp: Brought up 1 node, 2 CPUs") == first_boot_messages + 1
     workload = [e for e in booted.log.of_kind("stage") if e.stage == "workload"]
     assert len(workload) == 2 and workload[1].t > ipls[1].t
+
+
+def test_the_production_profile_boots_with_kdump_loaded(tmp_path: Path) -> None:
+    """`activate production`: kdump is loaded at boot, and a PSW Restart takes it to a vmcore
+    with no operator command to the OS."""
+    from console.session import Session
+    from machine.events import EventLog
+
+    with Session(tmp_path, overrides={"cpus": 2, "memory": 128 << 20}) as session:
+        log = EventLog(session.bus)
+        for line in ("activate production", "load 0100", "wait-for stage workload-filled"):
+            assert session.execute(line).ok, line
+        loaded = log.of_kind("kexec")
+        assert loaded and loaded[-1].loaded and loaded[-1].segments == 4
+        assert not any(e.kind == "console" and e.source == "operator" for e in log.events)
+        for line in ("stop all", "restart 0", "wait-for event dump_written timeout=60s"):
+            assert session.execute(line).ok, line
+        assert log.of_kind("dump_written")[-1].format == "elf"
