@@ -175,7 +175,12 @@ class DumpLabApp(App[None]):
         def typed(line: str | None) -> None:
             if line:
                 self.submit(line, "prompt")
-        self.push_screen(CommandPrompt(self.prompt_history, initial), typed)
+        self.push_screen(CommandPrompt(self.prompt_history, initial, self.prompt_accepts),
+                         typed)
+
+    def prompt_accepts(self, line: str) -> bool:
+        """Whether the app takes `line` itself rather than the command layer (labs do)."""
+        return False
 
     def action_tasks(self) -> None:
         self.main.toggle_class("-show-tasks") if self.focused is self.main.query_one("#tasks") \

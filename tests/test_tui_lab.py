@@ -21,7 +21,7 @@ from textual.widgets import Input
 from console import cli
 from console.app import HELP_DIR, DumpLabApp, run_lab
 from console.labs import Lab, Score, load_labs
-from console.screens.dialogs import ConfirmScreen, HelpScreen
+from console.screens.dialogs import CommandPrompt, ConfirmScreen, HelpScreen
 from console.screens.lab import LabApp, LabScreen
 from console.screens.main import MainScreen
 from console.widgets.lab.driver import StepReport
@@ -202,6 +202,16 @@ async def test_a_hidden_setup_shows_nothing_of_what_it_did(tmp_path: Path) -> No
         assert any(line.startswith("vmcore: ") for line in hardware_lines(app))
         await pilot.press("escape")  # out of the lab line
         assert app.focused is app.main.query_one("#lab-scroll")
+        # At the `:` prompt, lab words get no "unknown command" warning; typos still do.
+        await pilot.press("colon")
+        await until(pilot, lambda: isinstance(app.screen, CommandPrompt), "the prompt")
+        await pilot.press(*"answer 1")
+        await pilot.pause()
+        assert str(app.screen.query_one("#prompt-error").render()) == ""
+        app.screen.query_one("#prompt-input").value = "lod 0100"
+        await pilot.pause()
+        assert "unknown command 'lod'" in str(app.screen.query_one("#prompt-error").render())
+        await pilot.press("escape")
         app.submit("kdump status")  # after the setup, messages show again
         app.submit("wait-for console kdump:")
         await until(pilot, lambda: any("kdump:" in line.text

@@ -285,6 +285,9 @@ class LabApp(DumpLabApp):
 
     # -- commands --------------------------------------------------------------------------
 
+    def prompt_accepts(self, line: str) -> bool:
+        return is_lab_line(line)
+
     def submit(self, line: str, source: str = "operator") -> int:
         """Lab commands go to the engine; operator commands to the command layer, then the
         step is checked (in the machine thread, after the command)."""
