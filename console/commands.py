@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
+import itertools
 import re
 import shlex
 import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import capstone
 
 from machine.breakpoints import BreakpointError
 from machine.faults import FaultError, inject
@@ -35,6 +39,9 @@ if TYPE_CHECKING:
 DEFAULT_TIMEOUT_NS = 5_000_000_000  # wait-for: 5 s of virtual time
 DEFAULT_READ_LENGTH = 0x40
 MAX_READ_LENGTH = 0x1000
+DEFAULT_UNASSEMBLE_COUNT = 16
+MAX_UNASSEMBLE_COUNT = 200
+MAX_INSTRUCTION_LENGTH = 6  # bytes: s390 instructions are 2, 4 or 6 bytes long
 MAX_STEP_COUNT = 1_000_000  # stepping runs a Python hook per instruction: keep it bounded
 WAIT_FOR_KINDS = ("console", "stage", "event", "wait", "stopped")
 STOPPED_POLL_NS = 1_000_000  # wait-for stopped re-checks the CPU states every 1 ms (virtual)
@@ -333,6 +340,18 @@ def _parse_read(words: _Words) -> dict[str, Any]:
     return {"address": address, "length": length}
 
 
+def _parse_unassemble(words: _Words) -> dict[str, Any]:
+    items = words.at_most(2)
+    if not items:
+        raise words.error("missing ADDR or SYMBOL", usage=True)
+    count = DEFAULT_UNASSEMBLE_COUNT
+    if len(items) > 1:
+        if not _is_decimal(items[1]) or not 1 <= int(items[1]) <= MAX_UNASSEMBLE_COUNT:
+            raise words.error(f"bad count '{items[1]}' (expected 1-{MAX_UNASSEMBLE_COUNT})")
+        count = int(items[1])
+    return {"where": items[0], "count": count}
+
+
 def _parse_wait_for(words: _Words) -> dict[str, Any]:
     items, timeout = _split_timeout(words)
     if not items:
@@ -578,6 +597,33 @@ def _run_read(session: Session, args: Mapping[str, Any]) -> CommandResult:
                  {"address": args["address"], "length": len(data), "hex": data.hex()})
 
 
+def _run_unassemble(session: Session, args: Mapping[str, Any]) -> CommandResult:
+    lpar = _lpar(session)
+    try:
+        address, _ = _code_address(lpar, args["where"])
+    except CommandError as error:
+        raise CommandError(str(error).replace("break:", "u:", 1)) from None
+    length = min(args["count"] * MAX_INSTRUCTION_LENGTH, lpar.profile.memory - address)
+    data = lpar.read(address, max(length, 0)) if length > 0 else b""
+    program = lpar.program
+    lines, listed = [], []
+    for insn in itertools.islice(_disassembler().disasm(data, address), args["count"]):
+        symbol = program.symbol_at(insn.address) if program is not None else None
+        if symbol is not None and symbol[1] == 0:
+            lines.append(f"{symbol[0]}:")
+        text = f"{insn.mnemonic} {insn.op_str}".strip()
+        lines.append(f"  {insn.address:016x}  {insn.bytes.hex():<12}  {text}")
+        listed.append({"address": insn.address, "bytes": insn.bytes.hex(), "text": text})
+    if not listed:
+        return _done(f"No instruction decodes at {address:#x}", {"instructions": []})
+    return _done("\n".join(lines), {"address": address, "instructions": listed})
+
+
+@functools.lru_cache(maxsize=1)
+def _disassembler() -> capstone.Cs:
+    return capstone.Cs(capstone.CS_ARCH_SYSZ, capstone.CS_MODE_BIG_ENDIAN)
+
+
 def _run_status(session: Session, args: Mapping[str, Any]) -> CommandResult:
     if session.lpar is None or session.lpar.status == "not activated":
         return _done("LPAR status: not activated", {"status": "not activated", "cpus": []})
@@ -791,6 +837,14 @@ _SPECS = (
         f"ADDR and LEN are hex; LEN defaults to {DEFAULT_READ_LENGTH:#x} and is at most "
         f"{MAX_READ_LENGTH:#x}. Example: `r 10000.100`.",
         _parse_read, _run_read),
+    CommandSpec(
+        "u", "u ADDR|SYMBOL [N]", "Disassemble N instructions (default "
+        f"{DEFAULT_UNASSEMBLE_COUNT}) from absolute storage.",
+        "ADDR is hex; SYMBOL as for `break` (`spin_lock`, `dumper:main`, "
+        "`purgatory:purgatory_main`). Each line gives the address, the instruction bytes and "
+        f"the instruction; a function's name stands before its first instruction. N is at most "
+        f"{MAX_UNASSEMBLE_COUNT}.",
+        _parse_unassemble, _run_unassemble),
     CommandSpec(
         "status", "status", "Show the LPAR status and every CPU's state and PSW.", "",
         _parse_nothing, _run_status, needs_lpar=False),

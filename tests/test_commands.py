@@ -82,6 +82,8 @@ GOOD_LINES = [
     ("regs", "regs", {"cpu": 0}),
     ("regs 2", "regs", {"cpu": 2}),
     ("r 10000", "r", {"address": 0x10000, "length": 0x40}),
+    ("u spin_lock", "u", {"where": "spin_lock", "count": 16}),
+    ("u 0x11140 3", "u", {"where": "0x11140", "count": 3}),
     ("r 0x1200.100", "r", {"address": 0x1200, "length": 0x100}),
     ("r 0.1000", "r", {"address": 0, "length": 0x1000}),
     ("status", "status", {}),
@@ -162,6 +164,9 @@ BAD_LINES = [
     ("run 5 ms", "run: unexpected 'ms' (usage: run DURATION)"),
     ("break a b", f"break: unexpected 'b' (usage: {BREAK_USAGE})"),
     ("break clear a b", f"break: unexpected 'b' (usage: {BREAK_USAGE})"),
+    ("u", "u: missing ADDR or SYMBOL (usage: u ADDR|SYMBOL [N])"),
+    ("u spin_lock 0", "u: bad count '0' (expected 1-200)"),
+    ("u spin_lock 5 6", "u: unexpected '6' (usage: u ADDR|SYMBOL [N])"),
     ("step 0", "step: bad count '0' (expected 1-1000000)"),
     ("step many", "step: bad count 'many' (expected 1-1000000)"),
     ("step 1 2", "step: unexpected '2' (usage: step [N] [cpu=C])"),
@@ -522,3 +527,23 @@ def test_wait_for_keeps_the_events_after_its_match(session: Session) -> None:
     workload = session.execute("wait-for stage workload timeout=1ns")
     assert workload.ok, workload.message
     assert session.lpar.snapshot().t == before
+
+
+def test_u_disassembles_storage_with_the_loaded_programs_symbols(booted_session: Session) -> None:
+    import capstone
+
+    from machine.images import built_programs
+
+    start = built_programs()["kernel"].symbols["spin_lock"]
+    result = booted_session.execute("u spin_lock 4")
+    assert result.ok, result.message
+    listed = result.data["instructions"]
+    assert len(listed) == 4 and listed[0]["address"] == start
+    code = booted_session.lpar.read(start, 24)
+    engine = capstone.Cs(capstone.CS_ARCH_SYSZ, capstone.CS_MODE_BIG_ENDIAN)
+    expected = [f"{i.mnemonic} {i.op_str}".strip() for i in engine.disasm(code, start)][:4]
+    assert [item["text"] for item in listed] == expected
+    assert result.message.splitlines()[0] == "spin_lock:"
+    assert f"{start:016x}" in result.message.splitlines()[1]
+    assert booted_session.execute(f"u {start:#x} 4").data == result.data
+    assert_refused(booted_session, "u nosuch", "u: no symbol 'nosuch'")
