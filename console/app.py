@@ -206,7 +206,8 @@ class DumpLabApp(App[None]):
         root = dumps if dumps.is_dir() else self.workdir
         if not root.is_dir():
             root = Path.cwd()
-        self.push_screen(OpenDumpScreen(root), self.open_dump)
+        newest = Path(self.main.dumps[-1].path) if self.main.dumps else None
+        self.push_screen(OpenDumpScreen(root, newest), self.open_dump)
 
     def open_dump(self, path: Path | None) -> None:
         if path is not None:

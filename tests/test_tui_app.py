@@ -20,7 +20,13 @@ from textual.pilot import Pilot
 from textual.widgets import Button, Input, Label
 
 from console.app import DumpLabApp
-from console.screens.dialogs import CommandPrompt, ConfirmScreen, FaultsScreen, HelpScreen
+from console.screens.dialogs import (
+    CommandPrompt,
+    ConfirmScreen,
+    FaultsScreen,
+    HelpScreen,
+    OpenDumpScreen,
+)
 from console.screens.load import LoadForm
 from console.widgets.dump.model import compare_cpu, open_dump_file
 from machine.events import Event, EventLog
@@ -459,8 +465,15 @@ async def test_psw_restart_takes_the_kdump_path(tmp_path: Path) -> None:
         timeline = app.main.timeline
         assert timeline.stages["purgatory-verify"].checks
         assert all(c.ok for c in timeline.stages["purgatory-verify"].checks)
-        # The dump viewer, beside the snapshot taken before the PSW Restart.
-        app.open_dump(Path(written.path))
+        # The acknowledgement names the dump; v then Enter opens it in the dump viewer,
+        # beside the snapshot taken before the PSW Restart.
+        await until(pilot, lambda: Path(written.path).name in ack(app), "the dump's name")
+        assert "Press v to open it" in ack(app)
+        await leave_input(pilot)
+        await pilot.press("v")
+        await until(pilot, lambda: isinstance(app.screen, OpenDumpScreen), "the file picker")
+        assert app.screen.query_one("#open-path", Input).value == written.path
+        await pilot.press("enter")
         await until(pilot, lambda: app.main.active_tab == "tab-dump", "the dump viewer")
         viewer = app.main.query_one("#dump-viewer")
         assert viewer.opened is not None and viewer.snapshot is not None

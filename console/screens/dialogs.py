@@ -191,19 +191,25 @@ class OpenDumpScreen(ModalScreen[Path | None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(None)", "Cancel",
                                                      id="open.cancel")]
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, newest: Path | None = None) -> None:
         super().__init__()
         self.root = root
+        self.newest = newest  # the last dump written in this console run, offered first
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog open-dialog"):
             yield Static(f"[b]Open dump[/]  from {self.root}  (Enter: open, Esc: cancel)",
                          classes="dialog-title")
-            yield Input(placeholder="or type a path and press Enter", id="open-path")
+            yield Input(str(self.newest) if self.newest else "",
+                        placeholder="or type a path and press Enter", id="open-path")
             yield DirectoryTree(self.root, id="open-tree")
 
     def on_mount(self) -> None:
-        self.query_one(DirectoryTree).focus()
+        # The newest dump is one Enter away; Tab goes to the tree.
+        if self.newest is not None:
+            self.query_one("#open-path", Input).focus()
+        else:
+            self.query_one(DirectoryTree).focus()
 
     @on(DirectoryTree.FileSelected)
     def _file(self, event: DirectoryTree.FileSelected) -> None:

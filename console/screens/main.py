@@ -9,6 +9,7 @@ only ever produce command lines (console/commands.py), after a form or a confirm
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from textual import events, on
@@ -90,6 +91,7 @@ class MainScreen(Screen[None]):
         self.outcomes_shown = 0
         self._detail_drawn_at = 0.0
         self._detail_timer_pending = False
+        self._dump_news: str | None = None
 
     @property
     def dumplab(self) -> DumpLabApp:
@@ -178,6 +180,7 @@ class MainScreen(Screen[None]):
                     t=event.t, priority=event.priority, cpu=event.cpu)  # type: ignore[attr-defined]
             elif event.kind == "dump_written":
                 self.dumps.append(dump_record(event))
+                self._announce_dump(self.dumps[-1])
             for text, severity in event_lines(event, program):
                 hw_lines += self.hw_store.add(text, severity, t=event.t, cpu=event.cpu)
         if os_lines:
@@ -189,6 +192,15 @@ class MainScreen(Screen[None]):
         if changed or any(e.kind == "dump_written" for e in events):
             self.query_one(WorkflowPane).refresh_all()
 
+    def _announce_dump(self, dump: DumpRecord) -> None:
+        """The result of the whole workflow: say where it is and how to look at it. Written
+        during a command (a wait-for), it leads that command's acknowledgement."""
+        news = (f"{dump.label} written: {Path(dump.path).name} "
+                f"({dump.bytes / 2**20:.1f} MiB). Press v to open it")
+        if self.frame is not None and self.frame.busy:
+            self._dump_news = news
+        self.acknowledge(news + ".", "ok")
+
     def show_outcome(self, outcome: Outcome) -> None:
         """Acknowledge a command plainly, and log it with any output it has."""
         self.outcomes_shown += 1
@@ -199,8 +211,10 @@ class MainScreen(Screen[None]):
         if rest:
             lines += self.hw_store.add(rest, "output")
         self.query_one(HardwareMessages).append(lines)
-        self.acknowledge(f"{outcome.line}: {first}" + (" (more in 2 Hardware)" if rest else ""),
-                         severity)
+        text = f"{outcome.line}: {first}" + (" (more in 2 Hardware)" if rest else "")
+        if self._dump_news:
+            text, self._dump_news = f"{self._dump_news} · {text}", None
+        self.acknowledge(text, severity)
         if rest and outcome.source == "prompt":
             self.show_tab("tab-hardware")
 
