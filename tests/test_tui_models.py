@@ -155,6 +155,28 @@ def test_timeline_follows_stage_and_check_events() -> None:
     assert timeline.latest() == "something-new"
 
 
+def test_after_kdump_through_the_dumper_no_stage_is_left_running(tmp_path: Path) -> None:
+    """The real events of the main flow: every stage it passes ends done. (The dumper's
+    `kdump` stage, its hand-over to the purgatory, once lit "kdump loaded" as running.)"""
+    from console.session import Session
+    from machine.events import EventLog
+
+    with Session(tmp_path, overrides={"cpus": 2, "memory": 128 << 20}) as session:
+        log = EventLog(session.bus)
+        for line in ("activate", "load 0100", "wait-for stage workload-filled", "kdump load",
+                     "wait-for event kexec", "fault hang spin", "wait-for event hang",
+                     "stop all", "load 0200 store", "wait-for event dump_written timeout=60s"):
+            assert session.execute(line).ok, line
+    timeline = Timeline()
+    timeline.feed(log.events)
+    statuses = {name: record.status for name, record in timeline.stages.items()}
+    assert "running" not in statuses.values(), statuses
+    for name in ("kdump-load", "dumper", "checks", "purgatory-verify", "purgatory-load",
+                 "notes", "swap", "kdump-boot", "vmcore"):
+        assert statuses[name] == "done", name
+    assert statuses["full-dump"] == "pending"
+
+
 def test_progress_rate_in_virtual_then_host_time() -> None:
     mib = 1 << 20
     progress = DumpProgress()
