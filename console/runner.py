@@ -219,9 +219,13 @@ class Runner:
                 pass
 
     def stop(self) -> None:
-        """Stop the worker, which closes the session; wait for it."""
+        """Stop the worker, which closes the session; wait for it. A command in progress (a
+        long wait-for) ends now; a deterministic run slice ends whole, so that the journal's
+        last run can be run again."""
         self._stopping.set()
-        self.interrupt()
+        with self._lock:
+            if not self._in_slice or self._speed.free_running:
+                self.interrupt()
         self._queue.put(("stop", 0, None))
         if self._thread.is_alive():
             self._thread.join(JOIN_TIMEOUT_S)
