@@ -22,7 +22,9 @@ from unicorn.s390x_const import (
 )
 from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH, UC_HOOK_INTR
 
-PSW_MASK_64BIT = 0x0000000180000000
+from machine.psw import PSW_BA, PSW_EA
+
+PSW_MASK_64BIT = PSW_EA | PSW_BA
 
 # Distances from the control registers inside the saved QEMU CPU state (unicorn 2.1.4).
 _PREFIX_FROM_CR0 = -40

@@ -12,15 +12,12 @@ from typing import TYPE_CHECKING
 
 from unicorn.s390x_const import UC_S390X_REG_CR0
 
+from machine.psw import PSW_BA, PSW_EA, PSW_EXT, PSW_IO, PSW_WAIT
+
 if TYPE_CHECKING:
     from machine.cpu import Cpu
     from machine.storage import Storage
 
-PSW_MASK_IO = 0x0200000000000000
-PSW_MASK_EXT = 0x0100000000000000
-PSW_MASK_WAIT = 0x0002000000000000
-PSW_MASK_EA = 0x0000000100000000
-PSW_MASK_BA = 0x0000000080000000
 
 # (old PSW, new PSW) lowcore offsets per interruption class.
 RESTART = (0x120, 0x1A0)
@@ -54,12 +51,12 @@ NULLIFYING_PROGRAM_CODES = frozenset({0x04, 0x10, 0x11, 0x12, 0x13, 0x38, 0x39, 
 
 
 def is_wait(mask: int) -> bool:
-    return bool(mask & PSW_MASK_WAIT)
+    return bool(mask & PSW_WAIT)
 
 
 def is_disabled_wait(mask: int) -> bool:
     """A wait no interruption can end: I/O and external both masked off."""
-    return is_wait(mask) and not mask & (PSW_MASK_IO | PSW_MASK_EXT)
+    return is_wait(mask) and not mask & (PSW_IO | PSW_EXT)
 
 
 def swap_psw(cpu: Cpu, storage: Storage, psw_pair: tuple[int, int], old_address: int) -> tuple[int, int]:
@@ -115,7 +112,7 @@ def deliver_external(cpu: Cpu, storage: Storage, interruption: ExternalInterrupt
 def external_subclasses(cpu: Cpu) -> int:
     """The CR0 external subclass mask bits, or 0 when the PSW masks external interruptions."""
     mask, _ = cpu.psw
-    if not mask & PSW_MASK_EXT:
+    if not mask & PSW_EXT:
         return 0
     return cpu.reg(UC_S390X_REG_CR0)
 
@@ -126,8 +123,8 @@ def instruction_length(first_byte: int) -> int:
 
 
 def addressing_mask(psw_mask: int) -> int:
-    if psw_mask & PSW_MASK_EA:
+    if psw_mask & PSW_EA:
         return (1 << 64) - 1
-    if psw_mask & PSW_MASK_BA:
+    if psw_mask & PSW_BA:
         return 0x7FFFFFFF
     return 0xFFFFFF

@@ -21,6 +21,7 @@ from unicorn.s390x_const import UC_S390X_REG_PC, UC_S390X_REG_PSWM, UC_S390X_REG
 from machine import interrupts
 from machine.cpu import Cpu, CpuState
 from machine.events import SigpEvent
+from machine.psw import PSW_BA
 
 if TYPE_CHECKING:
     from machine.lpar import Lpar
@@ -324,7 +325,7 @@ def short_psw_to_long(short: int) -> tuple[int, int]:
     high, low = short >> 32, short & 0xFFFFFFFF
     mask = (high & ~0x00080000) << 32
     if low & 0x80000000:
-        mask |= interrupts.PSW_MASK_BA
+        mask |= PSW_BA
     return mask, low & 0x7FFFFFFF
 
 

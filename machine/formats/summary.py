@@ -10,20 +10,21 @@ from machine.formats.elfcore import Vmcore
 from machine.formats.notes import NOTE_NAMES, CpuNotes
 from machine.formats.s390dump import S390Dump
 from machine.formats.select import SystemView, find_kdump_kernel
+from machine.psw import (
+    PSW_ASC_SHIFT,
+    PSW_BA,
+    PSW_CC_SHIFT,
+    PSW_DAT,
+    PSW_EA,
+    PSW_EXT,
+    PSW_IO,
+    PSW_KEY_SHIFT,
+    PSW_MCHECK,
+    PSW_PER,
+    PSW_PROBLEM,
+    PSW_WAIT,
+)
 
-# PSW mask bits (S390_FACTS.md §1.6).
-PSW_PER = 0x4000000000000000
-PSW_DAT = 0x0400000000000000
-PSW_IO = 0x0200000000000000
-PSW_EXT = 0x0100000000000000
-PSW_KEY_SHIFT = 52
-PSW_MCHECK = 0x0004000000000000
-PSW_WAIT = 0x0002000000000000
-PSW_PSTATE = 0x0001000000000000
-PSW_ASC_SHIFT = 46
-PSW_CC_SHIFT = 44
-PSW_EA = 0x0000000100000000
-PSW_BA = 0x0000000080000000
 ASC_NAMES = ("primary", "access-register", "secondary", "home")
 
 
@@ -49,7 +50,7 @@ def decode_psw(mask: int, address: int) -> dict[str, Any]:
         "per": bool(mask & PSW_PER), "dat": bool(mask & PSW_DAT),
         "io": bool(mask & PSW_IO), "ext": bool(mask & PSW_EXT),
         "mcheck": bool(mask & PSW_MCHECK), "wait": bool(mask & PSW_WAIT),
-        "problem_state": bool(mask & PSW_PSTATE),
+        "problem_state": bool(mask & PSW_PROBLEM),
         "asc": ASC_NAMES[(mask >> PSW_ASC_SHIFT) & 3],
         "cc": (mask >> PSW_CC_SHIFT) & 3,
         "addressing": addressing_mode(mask),

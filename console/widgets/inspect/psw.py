@@ -5,15 +5,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-PSW_PER = 0x4000000000000000
-PSW_DAT = 0x0400000000000000
-PSW_IO = 0x0200000000000000
-PSW_EXT = 0x0100000000000000
-PSW_MCHECK = 0x0004000000000000
-PSW_WAIT = 0x0002000000000000
-PSW_PROBLEM = 0x0001000000000000
-PSW_EA = 0x0000000100000000
-PSW_BA = 0x0000000080000000
+from machine.psw import (
+    PSW_ASC_SHIFT,
+    PSW_BA,
+    PSW_CC_SHIFT,
+    PSW_DAT,
+    PSW_EA,
+    PSW_EXT,
+    PSW_IO,
+    PSW_KEY_SHIFT,
+    PSW_MCHECK,
+    PSW_PER,
+    PSW_PROBLEM,
+    PSW_WAIT,
+)
+
 ASC_NAMES = ("primary", "AR", "secondary", "home")
 
 # The run states of machine.cpu.CpuState, as short badges (text, not only colour).
@@ -42,15 +48,15 @@ class Psw:
 
     @property
     def key(self) -> int:
-        return (self.mask >> 52) & 0xF
+        return (self.mask >> PSW_KEY_SHIFT) & 0xF
 
     @property
     def cc(self) -> int:
-        return (self.mask >> 44) & 0x3
+        return (self.mask >> PSW_CC_SHIFT) & 0x3
 
     @property
     def asc(self) -> str:
-        return ASC_NAMES[(self.mask >> 46) & 0x3]
+        return ASC_NAMES[(self.mask >> PSW_ASC_SHIFT) & 0x3]
 
     @property
     def wait(self) -> bool:
