@@ -424,8 +424,10 @@ def add_replay_parser(subcommands: Any) -> argparse.ArgumentParser:
     """The `dumplab replay` subcommand."""
     parser = subcommands.add_parser(
         "replay", help="run a journal's commands again and compare the events",
-        description="Run the commands of a journal (written with `dumplab run --journal`) in "
-                    "a fresh session and compare the events with the recorded ones. Exit 0 "
+        description="Run the commands of a journal (written with `dumplab run --journal`, or "
+                    "`dumplab --journal` for a console session, whose runs between commands "
+                    "are run again too) in a fresh session and compare the events with the "
+                    "recorded ones. Exit 0 "
                     "if they are identical, 1 at the first difference, 2 if the journal "
                     "cannot be read.")
     parser.add_argument("journal", type=Path, metavar="FILE", help="a journal file")

@@ -793,9 +793,12 @@ class Lpar:
     def _leave_breakpoint(self, uc: Uc, cpu: Cpu) -> bool:
         """A CPU that stopped at a breakpoint and goes on executes that instruction first,
         with the exit lifted for it; True if it did."""
-        address, cpu.stopped_at_breakpoint = cpu.stopped_at_breakpoint, None
+        address = cpu.stopped_at_breakpoint
+        if address is None:  # the common case: read no register on the hot path
+            return False
+        cpu.stopped_at_breakpoint = None
         pc = uc.reg_read(UC_S390X_REG_PC)
-        if address is None or pc != address or address not in self.breakpoints:
+        if pc != address or address not in self.breakpoints:
             return False
         if address in self._program_exits or address in self._kexec_exits:
             if not self.system.handle(uc, cpu, pc):  # an emulated instruction: carry it out
