@@ -56,6 +56,14 @@ class Image:
             return None
         return names[index], address - addresses[index]
 
+    def symbolize(self, address: int) -> str | None:
+        """`name` or `name+0x12` for an address inside this program, else None."""
+        found = self.symbol_at(address)
+        if found is None:
+            return None
+        name, offset = found
+        return f"{name}+{offset:#x}" if offset else name
+
 
 @functools.lru_cache(maxsize=32)
 def _sorted_symbols(image: Image) -> tuple[list[str], list[int]]:

@@ -782,11 +782,10 @@ class Lpar:
         """Stop the CPU in front of the instruction; it executes it when it goes on."""
         cpu.stopped_at_breakpoint = address
         breakpoint_ = self.breakpoints.get(address)
-        symbol = self.program.symbol_at(address) if self.program is not None else None
+        symbol = self.program.symbolize(address) if self.program is not None else None
         self.publish(BreakpointEvent(
             t=self.clock.now, cpu=cpu.address, address=address,
-            label=breakpoint_.label if breakpoint_ else f"{address:#x}",
-            symbol=(f"{symbol[0]}+{symbol[1]:#x}" if symbol[1] else symbol[0]) if symbol else ""))
+            label=breakpoint_.label if breakpoint_ else f"{address:#x}", symbol=symbol or ""))
         self.set_state(cpu, CpuState.STOPPED)
         self.reschedule = True
 

@@ -26,13 +26,7 @@ def program(name: str | None) -> Image | None:
 def symbolize(address: int, program_name: str | None) -> str | None:
     """`name+0x12` for an address inside the loaded program, else None."""
     image = program(program_name)
-    if image is None:
-        return None
-    found = image.symbol_at(address)
-    if found is None:
-        return None
-    name, offset = found
-    return f"{name}+{offset:#x}" if offset else name
+    return image.symbolize(address) if image is not None else None
 
 
 def lookup(name: str, program_name: str | None) -> int | None:
