@@ -27,9 +27,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from console.app import DumpLabApp
-from console.runner import Runner
-from console.session import Session
+from console.control.runner import Runner
+from console.control.session import Session
+from console.tui.app import DumpLabApp
 
 CPUS = 4
 BUSY = ("activate", "load 0100", "wait-for stage workload", "fault hang loop",

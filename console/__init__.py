@@ -1,5 +1,7 @@
-"""The operator side of DumpLab: the command language, sessions and the `dumplab` entry point.
+"""The operator's side of DumpLab, in layers; each imports only the layers below it.
 
-Everything here except the (later) Textual app is plain Python: the command layer drives the
-emulated LPAR in `machine` exactly as the TUI, labs, demos and replays will.
+control (commands, session, runner, journal) < training (labs, demos) < tui (the Textual
+console) < classroom (`dumplab serve`) < cli.py (the entry point, the only module that wires
+them all). Everything rests on `machine`, which imports nothing from here. import-linter
+checks the order (pyproject.toml, `lint-imports`).
 """

@@ -1,14 +1,15 @@
 """`dumplab`: the command-line entry point.
 
 `dumplab run` drives a headless session from commands, a script file or a named scenario.
-`dumplab inspect` and `dumplab convert` read and convert dump files (console/dumpfiles.py).
-Without a subcommand, `dumplab` opens the console (TUI, console/app.py) on the default
+`dumplab inspect` and `dumplab convert` read and convert dump files (console/control/dumpfiles.py).
+Without a subcommand, `dumplab` opens the console (TUI, console/tui/app.py) on the default
 profile; the other subcommands of docs/DESIGN §6 arrive with later issues.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -17,36 +18,27 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from console.demos import add_demo_parser, demo_command
-from console.dumpfiles import convert_command, inspect_command
-from console.journal import (
+from console.classroom.serve import add_serve_parser, serve_command, session_workdir
+from console.control.dumpfiles import convert_command, inspect_command
+from console.control.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
+from console.control.journal import (
     add_journal_option,
     add_replay_parser,
     dumplab_version,
     recording,
     replay_command,
 )
-from console.lab_headless import add_lab_parser, lab_command
-from console.serve import add_serve_parser, serve_command, served_in_browser, session_workdir
-from console.session import HistoryEntry, Session
+from console.control.session import HistoryEntry, Session
+from console.training.demos import Demo, add_demo_parser, demo_command
+from console.training.lab_headless import add_lab_parser, lab_command
+from console.training.labs import Lab
+from console.tui.terminal import NO_TERMINAL, needs_terminal
 from machine.events import Event
 from machine.formats.select import SELECTIONS
 from machine.paths import assets_dir
 from machine.profile import Profile, ProfileError, parse_size
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_WORKDIR = Path("dumplab-work")
-
-NO_TERMINAL = (
-    "dumplab: the console needs a terminal (standard input and output must be a TTY).\n"
-    "Drive the LPAR headless with `dumplab run` instead, for example:\n"
-    "  dumplab run --scenario boot\n"
-)
-
-
-class UsageError(Exception):
-    """A bad command line: reported with exit status 2."""
-
 
 def scenarios_dir() -> Path:
     """Where the named scenarios (command scripts) live."""
@@ -147,10 +139,10 @@ def _add_console_options(parser: argparse.ArgumentParser) -> None:
 
 def console_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """`dumplab` with no subcommand: the console, until the operator quits."""
-    if not (sys.stdin.isatty() and sys.stdout.isatty()) and not served_in_browser():
+    if needs_terminal():
         err.write(NO_TERMINAL)
         return EXIT_USAGE
-    if args.console_workdir_per_session is not None:  # console/serve.py
+    if args.console_workdir_per_session is not None:  # console/classroom/serve.py
         args.console_workdir = session_workdir(args.console_workdir_per_session)
     overrides = _overrides(argparse.Namespace(cpus=args.console_cpus,
                                               memory=args.console_memory))
@@ -159,7 +151,7 @@ def console_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             session.resolve_profile()  # a bad --profile is a usage error, before the screen
     except ProfileError as error:
         raise UsageError(str(error)) from None
-    from console.app import DumpLabApp  # Textual only for the console, not for `run`
+    from console.tui.app import DumpLabApp  # Textual only for the console, not for `run`
 
     app = DumpLabApp(args.console_workdir, profile=args.console_profile, overrides=overrides,
                      speed="free" if args.console_free_running else "real")
@@ -279,13 +271,33 @@ def run_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def _lab_in_console(lab: Lab, workdir: Path) -> int:
+    from console.tui.screens.lab import run_lab  # Textual only when a lab opens the console
+
+    return run_lab(lab, workdir)
+
+
+class _DemoInConsole:
+    """The console's demo player for `dumplab demo` (Textual imported only when it plays)."""
+
+    def play(self, demo: Demo, workdir: Path | None) -> int:
+        from console.tui.demo import play_demo
+
+        return play_demo(demo, workdir)
+
+    def screenshots(self, demo: Demo, directory: Path, workdir: Path | None) -> int:
+        from console.tui.demo import record_demo_screenshots
+
+        return record_demo_screenshots(demo, directory, workdir)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
     "run": run_command,
     "inspect": inspect_command,
     "convert": convert_command,
     "replay": replay_command,
-    "lab": lab_command,
-    "demo": demo_command,
+    "lab": functools.partial(lab_command, in_console=_lab_in_console),
+    "demo": functools.partial(demo_command, console=_DemoInConsole()),
     "serve": serve_command,
 }
 

@@ -30,8 +30,8 @@ from machine.events import (
 from machine.formats.common import DumpFormatError
 from machine.formats.elfcore import write_vmcore
 from machine.formats.select import swap_run_end, undo_swap
-from machine.status import capture
 from machine.storage import StorageError
+from machine.store_status import capture
 
 if TYPE_CHECKING:
     from machine.cpu import Cpu

@@ -49,8 +49,9 @@ from machine.kdump import KdumpHost
 from machine.paths import program_path
 from machine.profile import Profile, format_size
 from machine.sadump import DumperHost, prepare_dump_device
-from machine.status import SAVE_AREA_ADDRESS, store_status
+from machine.status import SAVE_AREA_ADDRESS
 from machine.storage import Storage, StorageError
+from machine.store_status import store_status
 from machine.system import SystemInstructions, short_psw_to_long
 from machine.traces import report_trace
 

@@ -1,13 +1,13 @@
 """The store-status save area (512 bytes; absolute 0x1200 or a given address) and the CPU
-status it holds. Layout: S390_FACTS.md §1.2."""
+status it holds. Layout: S390_FACTS.md §1.2.
+
+Plain data: the dump formats read and write it without a CPU. Taking it from a running CPU is
+machine.store_status's job."""
 
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-
-from machine.cpu import ARS, CRS, FPRS, GPRS, Cpu
-from machine.storage import Storage
 
 SAVE_AREA_ADDRESS = 0x1200
 SAVE_AREA_SIZE = 512
@@ -76,31 +76,3 @@ class CpuStatus:
             clock_comparator=struct.unpack_from(">Q", area, _CLOCK_COMPARATOR)[0] << 8,
             tod_programmable=struct.unpack_from(">I", area, _TODPR)[0],
         )
-
-
-def capture(cpu: Cpu) -> CpuStatus:
-    """The CPU's status as the host sees it now."""
-    mask, address = cpu.psw
-    return CpuStatus(
-        psw_mask=mask,
-        psw_addr=address,
-        gprs=tuple(cpu.regs(GPRS)),
-        crs=tuple(cpu.regs(CRS)),
-        ars=tuple(v & 0xFFFFFFFF for v in cpu.regs(ARS)),
-        fprs=tuple(cpu.regs(FPRS)),
-        fpc=cpu.fpc,
-        prefix=cpu.prefix,
-        cpu_timer=cpu.cpu_timer & (1 << 64) - 1,
-        clock_comparator=cpu.clock_comparator,
-        tod_programmable=cpu.tod_programmable,
-    )
-
-
-def store_status(cpu: Cpu, storage: Storage, address: int = SAVE_AREA_ADDRESS) -> CpuStatus:
-    """Store the CPU's status at an absolute address. At the default address the architectural
-    mode id byte (absolute 163) is set too, as a z/Architecture store status does."""
-    status = capture(cpu)
-    storage.write(address, status.pack())
-    if address == SAVE_AREA_ADDRESS:
-        storage.write(AR_MODE_ID_ADDRESS, b"\x01")
-    return status

@@ -9,7 +9,7 @@ from pathlib import Path
 import capstone
 import pytest
 
-from console.session import Session
+from console.control.session import Session
 from machine.breakpoints import MAX_BREAKPOINTS
 from machine.events import EventLog
 from machine.images import built_programs

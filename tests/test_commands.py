@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import machine.lpar
-from console.commands import (
+from console.control.commands import (
     COMMANDS,
     CommandError,
     format_duration,
@@ -19,7 +19,7 @@ from console.commands import (
     parse_duration,
     reference_markdown,
 )
-from console.session import Session
+from console.control.session import Session
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMANDS_DOC = ROOT / "docs" / "COMMANDS.md"

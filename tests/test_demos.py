@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from console.cli import main
-from console.demos import load_demos, play
-from console.labs import load_labs
+from console.training.demos import load_demos, play
+from console.training.labs import load_labs
 
 DEMOS, DEMO_ERRORS = load_demos()
 BY_NAME = {demo.name: demo for demo in DEMOS}

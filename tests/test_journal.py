@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from console.cli import main
-from console.journal import JOURNAL_VERSION, normalise, read_journal
+from console.control.journal import JOURNAL_VERSION, normalise, read_journal
 
 SMALL = ["--cpus", "2", "--memory", "128M"]
 
@@ -197,7 +197,7 @@ def test_read_journal_keeps_commands_with_their_place(recorded) -> None:
 
 
 def test_the_journal_labs_and_demos_do_not_load_textual() -> None:
-    code = ("import sys, console.journal, console.labs, console.lab_headless, console.demos; "
+    code = ("import sys, console.control.journal, console.training.labs, console.training.lab_headless, console.training.demos; "
             "print('textual' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True, cwd=Path(__file__).resolve().parent.parent)

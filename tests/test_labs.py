@@ -8,11 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from console import labtools
-from console.checks import AnswerCheck, CheckContext, CheckError, answer_matches, compile_check
 from console.cli import main
-from console.lab_headless import TextLab
-from console.labs import LabRun, lab_session, load_lab, load_labs
+from console.training import labtools
+from console.training.checks import (
+    AnswerCheck,
+    CheckContext,
+    CheckError,
+    answer_matches,
+    compile_check,
+)
+from console.training.lab_headless import TextLab
+from console.training.labs import LabRun, lab_session, load_lab, load_labs
 from machine.events import DumpWrittenEvent, HangEvent, StageEvent
 
 SHIPPED = load_labs()
@@ -303,7 +309,7 @@ def test_a_lab_file_name_must_be_numbered(tmp_path: Path) -> None:
 def test_lab_list_reports_broken_files_on_stderr(tmp_path: Path, capsys,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     folder = _lab_dir(tmp_path, {"01-good.toml": GOOD, "02-bad.toml": "title = ["})
-    monkeypatch.setattr("console.labs.labs_dir", lambda: folder)
+    monkeypatch.setattr("console.training.labs.labs_dir", lambda: folder)
     status, out, err = run(capsys, "lab", "list")
     assert status == 1
     assert out == "good  A good lab\n"

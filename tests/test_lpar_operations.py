@@ -228,7 +228,7 @@ def test_diag308_reipl_loads_the_kernel_again_from_its_ipl_device(booted):
 def test_the_production_profile_boots_with_kdump_loaded(tmp_path: Path) -> None:
     """`activate production`: kdump is loaded at boot, and a PSW Restart takes it to a vmcore
     with no operator command to the OS."""
-    from console.session import Session
+    from console.control.session import Session
     from machine.events import EventLog
 
     with Session(tmp_path, overrides={"cpus": 2, "memory": 128 << 20}) as session:

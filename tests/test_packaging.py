@@ -80,6 +80,6 @@ def test_the_wheel_carries_packages_and_assets(tmp_path: Path) -> None:
                        and path.relative_to(ROOT / "assets").parts[0] != "build"}
     assert expected_assets <= names, sorted(expected_assets - names)
     assert not [name for name in names if name.startswith("machine/_assets/build/")]
-    assert {"machine/paths.py", "console/cli.py", "console/commands.py"} <= names
+    assert {"machine/paths.py", "console/cli.py", "console/control/commands.py"} <= names
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "dumplab = console.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()

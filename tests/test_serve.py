@@ -23,8 +23,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from console.classroom.serve import DEFAULT_HOST, is_loopback, session_argv
 from console.cli import build_parser
-from console.serve import DEFAULT_HOST, is_loopback, session_argv
 
 ROOT = Path(__file__).resolve().parent.parent
 PROC = Path("/proc")

@@ -19,16 +19,16 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Button, Input, Label
 
-from console.app import DumpLabApp
-from console.screens.dialogs import (
+from console.tui.app import DumpLabApp
+from console.tui.screens.dialogs import (
     CommandPrompt,
     ConfirmScreen,
     FaultsScreen,
     HelpScreen,
     OpenDumpScreen,
 )
-from console.screens.load import LoadForm
-from console.widgets.dump.model import compare_cpu, open_dump_file
+from console.tui.screens.load import LoadForm
+from console.tui.widgets.dump.model import compare_cpu, open_dump_file
 from machine.events import Event, EventLog
 from machine.paths import program_path
 
@@ -580,8 +580,8 @@ async def test_corrupted_purgatory_falls_back_to_a_full_dump(tmp_path: Path) -> 
 
 def test_the_machine_thread_serves_commands_headless(tmp_path: Path) -> None:
     """The runner alone (no Textual): commands, frames at a bounded rate, events in order."""
-    from console.runner import Runner
-    from console.session import Session
+    from console.control.runner import Runner
+    from console.control.session import Session
 
     frames, batches, results = [], [], []
     session = Session(tmp_path, overrides={"cpus": 2})
@@ -607,8 +607,8 @@ def test_the_machine_thread_serves_commands_headless(tmp_path: Path) -> None:
 
 
 def test_quitting_the_runner_interrupts_a_long_wait(tmp_path: Path) -> None:
-    from console.runner import Runner
-    from console.session import Session
+    from console.control.runner import Runner
+    from console.control.session import Session
 
     results = []
     runner = Runner(Session(tmp_path, overrides={"cpus": 2}), on_outcome=results.append,

@@ -14,12 +14,12 @@ from pathlib import Path
 
 from test_tui_app import SIZE, ack, kinds, pilot_test, stage_done, until
 
-from console import labtools
-from console.app import HELP_DIR, DumpLabApp
 from console.cli import main
-from console.demo_console import CaptionBar, DemoApp, record_demo_screenshots
-from console.demos import Demo, load_demo
-from console.widgets.workflow.model import STORY
+from console.training import labtools
+from console.training.demos import Demo, load_demo
+from console.tui.app import HELP_DIR, DumpLabApp
+from console.tui.demo import CaptionBar, DemoApp, record_demo_screenshots
+from console.tui.widgets.workflow.model import STORY
 from machine.events import EventLog
 
 BOOT = '''title = "Boot, and look"

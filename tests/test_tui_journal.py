@@ -10,9 +10,9 @@ import json
 import time
 from pathlib import Path
 
-from console.app import DumpLabApp
-from console.journal import JournalRun, read_journal, recording, replay, replay_command
-from console.screens.load import LoadForm
+from console.control.journal import JournalRun, read_journal, recording, replay, replay_command
+from console.tui.app import DumpLabApp
+from console.tui.screens.load import LoadForm
 
 
 async def until(pilot, condition, what: str, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
@@ -71,7 +71,7 @@ def test_a_console_session_replays_identically(tmp_path: Path) -> None:
 
 def test_a_run_is_recorded_once_for_many_slices(tmp_path: Path) -> None:
     """Slices of one length in a row are one record, written after their events."""
-    from console.session import Session
+    from console.control.session import Session
 
     path = tmp_path / "j.jsonl"
     with Session(tmp_path, overrides={"cpus": 1}) as session, recording(session, path):

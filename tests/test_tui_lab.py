@@ -1,5 +1,5 @@
 """The lab sidebar in the console (Textual Pilot): a lab driven by keys and the command layer,
-graded by the same engine as the headless mode (console/labs.py) against the session's
+graded by the same engine as the headless mode (console/training/labs.py) against the session's
 events, state and files; a whole lab solved through the sidebar; a hidden setup; and
 `dumplab lab NAME` without a terminal.
 
@@ -19,14 +19,14 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 from console import cli
-from console.app import HELP_DIR, DumpLabApp, run_lab
-from console.labs import Lab, Score, load_labs
-from console.screens.dialogs import CommandPrompt, ConfirmScreen, HelpScreen
-from console.screens.lab import LabApp, LabScreen
-from console.screens.main import MainScreen
-from console.widgets.lab.driver import StepReport
-from console.widgets.lab.model import HIDDEN_SETUP_NOTE, LabProgress
-from console.widgets.lab.sidebar import LabSidebar
+from console.training.labs import Lab, Score, load_labs
+from console.tui.app import HELP_DIR, DumpLabApp
+from console.tui.screens.dialogs import CommandPrompt, ConfirmScreen, HelpScreen
+from console.tui.screens.lab import LabApp, LabScreen, run_lab
+from console.tui.screens.main import MainScreen
+from console.tui.widgets.lab.driver import StepReport
+from console.tui.widgets.lab.model import HIDDEN_SETUP_NOTE, LabProgress
+from console.tui.widgets.lab.sidebar import LabSidebar
 from machine.events import EventLog
 
 SIZE = (120, 40)

@@ -12,20 +12,20 @@ from pathlib import Path
 import pytest
 from textual.binding import Binding
 
-import console.screens.load as load_form
-from console.app import HELP_DIR, DumpLabApp
-from console.runner import Device
-from console.screens import dialogs
-from console.screens.main import MainScreen
-from console.screens.palette import needs_arguments
-from console.widgets.dump.model import DumpOpenError, compare_cpu, open_dump_file
-from console.widgets.inspect import goto
-from console.widgets.inspect.psw import Psw, state_flags, wait_code_meaning
-from console.widgets.inspect.regions import Region, StorageFacts, os_info_regions
-from console.widgets.messages.command_line import CommandHistory
-from console.widgets.messages.model import LogStore, severity_of_console
-from console.widgets.workflow.model import DumpProgress, Timeline
-from console.widgets.workflow.progress import bar, progress_text
+import console.tui.screens.load as load_form
+from console.control.runner import Device
+from console.tui.app import HELP_DIR, DumpLabApp
+from console.tui.screens import dialogs
+from console.tui.screens.main import MainScreen
+from console.tui.screens.palette import needs_arguments
+from console.tui.widgets.command_line import CommandHistory
+from console.tui.widgets.dump.model import DumpOpenError, compare_cpu, open_dump_file
+from console.tui.widgets.inspect import goto
+from console.tui.widgets.inspect.psw import Psw, state_flags, wait_code_meaning
+from console.tui.widgets.inspect.regions import Region, StorageFacts, os_info_regions
+from console.tui.widgets.messages.model import LogStore, severity_of_console
+from console.tui.widgets.workflow.model import DumpProgress, Timeline
+from console.tui.widgets.workflow.progress import bar, progress_text
 from machine.events import (
     CheckEvent,
     DumpProgressEvent,
@@ -158,7 +158,7 @@ def test_timeline_follows_stage_and_check_events() -> None:
 def test_after_kdump_through_the_dumper_no_stage_is_left_running(tmp_path: Path) -> None:
     """The real events of the main flow: every stage it passes ends done. (The dumper's
     `kdump` stage, its hand-over to the purgatory, once lit "kdump loaded" as running.)"""
-    from console.session import Session
+    from console.control.session import Session
     from machine.events import EventLog
 
     with Session(tmp_path, overrides={"cpus": 2, "memory": 128 << 20}) as session:
@@ -228,9 +228,10 @@ def bindings_of(cls: type) -> list[Binding]:
 
 
 def console_classes() -> list[type]:
-    from console.widgets.dump import viewer
-    from console.widgets.inspect import storage
-    from console.widgets.messages import command_line, log, pane
+    from console.tui.widgets import command_line
+    from console.tui.widgets.dump import viewer
+    from console.tui.widgets.inspect import storage
+    from console.tui.widgets.messages import log, pane
     modules = (dialogs, load_form, viewer, storage, command_line, log, pane)
     classes = [DumpLabApp, MainScreen]
     for module in modules:
@@ -248,7 +249,7 @@ def test_every_binding_has_an_id_and_every_help_topic_a_file() -> None:
             ids.append(binding.id)
     assert len(ids) == len(set(ids)), "binding ids must be unique"
     topics = {getattr(cls, "HELP_TOPIC", None) for cls in console_classes()} - {None}
-    from console import widgets
+    from console.tui import widgets
     for path in Path(widgets.__file__).parent.rglob("*.py"):
         topics |= set(re.findall(r'HELP_TOPIC = "(\w+)"', path.read_text()))
     missing = sorted(t for t in topics if not (HELP_DIR / f"{t}.md").is_file())

@@ -16,9 +16,9 @@ from test_tui_app import until
 from textual.pilot import Pilot
 from textual.widgets import Input
 
-import console.screens.main as main_screen
-from console.app import DumpLabApp
-from console.widgets.workflow.model import DumpRecord
+import console.tui.screens.main as main_screen
+from console.tui.app import DumpLabApp
+from console.tui.widgets.workflow.model import DumpRecord
 from machine.events import Event
 from machine.paths import program_path
 

@@ -1,0 +1,17 @@
+"""Exit statuses of every `dumplab` command, and the error that means "bad command line".
+
+0: everything succeeded. 1: a command or check failed, or an input file was refused.
+2: a bad command line (an unknown name, a bad option value, an unusable --workdir).
+70: an internal error (EX_SOFTWARE from sysexits.h), logged with its traceback.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_SOFTWARE = 70
+
+
+class UsageError(Exception):
+    """A bad command line: reported in one line with exit status 2."""

@@ -1,0 +1,231 @@
+"""The DumpLab console: a Textual HMC for the emulated LPAR.
+
+The app is thin: it starts the machine thread (console/control/runner.py) with a Session, routes
+what the thread posts (frames, event batches, command outcomes) to the main screen, and owns
+the keys that control the simulation itself (run/hold, step, next stage, speed). Everything
+the operator does becomes a command line for the command layer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual import on, work
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
+
+from console.control.runner import DEFAULT_SPEED, SPEEDS, Runner
+from console.control.session import Session
+from console.tui.bridge import CommandDone, EventsArrived, FrameReady, RunnerBridge
+from console.tui.screens.dialogs import CommandPrompt, HelpScreen, OpenDumpScreen
+from console.tui.screens.main import MainScreen
+from console.tui.screens.palette import DumpLabCommands
+from console.tui.widgets.command_line import CommandHistory
+from console.tui.widgets.dump.model import DumpOpenError, open_dump_file
+from console.tui.widgets.dump.viewer import DumpViewer
+
+HELP_DIR = Path(__file__).resolve().parent / "help"
+log = logging.getLogger("dumplab.console")
+NEXT_STAGE_TIMEOUT = "10s"
+
+
+def help_markdown(topic: str) -> str:
+    """The help text of a topic (console/tui/help/TOPIC.md), with the keys page after it."""
+    texts = []
+    for name in dict.fromkeys((topic, "keys")):
+        try:
+            texts.append((HELP_DIR / f"{name}.md").read_text(encoding="utf-8"))
+        except OSError:
+            continue
+    return "\n\n---\n\n".join(texts) or "# Help\n\nNo help for this part yet."
+
+
+class DumpLabApp(App[None]):
+    """The operator console."""
+
+    TITLE = "DumpLab HMC"
+    CSS_PATH = "dumplab.tcss"
+    COMMANDS: ClassVar[set[Any]] = App.COMMANDS | {DumpLabCommands}
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f1", "help", "Help", id="app.help", tooltip="Help for the focused part"),
+        Binding("f2", "tasks", "Tasks", id="app.tasks", tooltip="Show and focus the tasks pad"),
+        Binding("f5", "run_pause", "Run/Hold", id="app.run-pause",
+                tooltip="Let the machine run, or hold it"),
+        Binding("f6", "step", "Step", id="app.step",
+                tooltip="Hold, then execute one instruction on the selected CPU"),
+        Binding("f7", "next_stage", "Next stage", id="app.next-stage",
+                tooltip="Hold, then run until the next workflow stage"),
+        Binding("f8", "speed", "Speed", id="app.speed", tooltip="Cycle the speed"),
+        Binding("colon", "command_line('')", "Command", show=False, id="app.command"),
+        Binding("b", "command_line('break ')", "Breakpoint", show=False, id="app.breakpoint"),
+        Binding("v", "open_dump", "Open dump", show=False, id="app.open-dump"),
+        Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
+    ]
+
+    def __init__(self, workdir: Path, *, profile: str = "default",
+                 overrides: dict[str, Any] | None = None, running: bool = True,
+                 speed: str = DEFAULT_SPEED, lpar_name: str = "DUMPLAB1") -> None:
+        super().__init__()
+        self.workdir = Path(workdir)
+        self.session = Session(self.workdir, profile, overrides)
+        bridge = RunnerBridge(self)
+        self.runner = Runner(self.session, on_frame=bridge.frame, on_events=bridge.events,
+                             on_outcome=bridge.outcome, running=running, speed=speed)
+        self.main = MainScreen(lpar_name)
+        self.prompt_history = CommandHistory()
+        self._log_handler: logging.Handler | None = None
+
+    # -- life cycle ----------------------------------------------------------------------
+
+    async def on_mount(self) -> None:
+        self._start_log()
+        await self.push_screen(self.main)
+        self.main.update_probes()
+        self.runner.start()
+
+    def on_unmount(self) -> None:
+        self.runner.stop()
+        if self._log_handler is not None:
+            logging.getLogger("dumplab.console").removeHandler(self._log_handler)
+
+    def _start_log(self) -> None:
+        """Internal errors go to a log file in the work directory, never to the screen."""
+        try:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            handler = logging.FileHandler(self.workdir / "console.log", encoding="utf-8")
+        except OSError:
+            return
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logging.getLogger("dumplab.console").addHandler(handler)
+        self._log_handler = handler
+
+    # -- from the machine thread ---------------------------------------------------------
+
+    @on(FrameReady)
+    def _frame(self, message: FrameReady) -> None:
+        self._guarded(self.main.show_frame, message.frame)
+
+    @on(EventsArrived)
+    def _events(self, message: EventsArrived) -> None:
+        self._guarded(self.main.feed_events, message.events)
+
+    @on(CommandDone)
+    def _done(self, message: CommandDone) -> None:
+        self._guarded(self.main.show_outcome, message.outcome)
+
+    def _guarded(self, show: Callable[[Any], None], what: Any) -> None:
+        """Draw what the machine sent; a bug in a view is logged and said in one line, and
+        the console goes on (the operator's machine must not die with the screen)."""
+        if not self.main.is_attached:  # quitting: a late message for a screen now gone
+            return
+        try:
+            show(what)
+        except Exception as error:
+            log.exception("the console failed to show %s", type(what).__name__)
+            try:
+                self.main.acknowledge(f"internal error in the console: "
+                                      f"{type(error).__name__} (details in "
+                                      f"{self.workdir / 'console.log'})", "refused")
+            except NoMatches:  # the screen is being taken down
+                pass
+
+    # -- commands ------------------------------------------------------------------------
+
+    def submit(self, line: str, source: str = "operator") -> int:
+        """Send a command line to the machine thread (the command layer runs it)."""
+        return self.runner.submit(line, source)
+
+    def show_tab(self, tab: str) -> None:
+        self.main.show_tab(tab)
+
+    def set_speed(self, name: str) -> None:
+        self.runner.set_speed(name)
+        speed = self.runner.speed
+        self.main.acknowledge(f"Speed: {speed.label}", "info")
+
+    # -- simulation keys -----------------------------------------------------------------
+
+    def action_run_pause(self) -> None:
+        running = not self.runner.running
+        self.runner.set_running(running)
+        self.main.acknowledge("Machine running: virtual time advances." if running else
+                              "Machine held: nothing runs until F5 (commands still do).", "info")
+
+    def action_step(self) -> None:
+        self.runner.set_running(False)
+        self.submit(f"step 1 cpu={self.main.selected_cpu}")
+
+    def action_next_stage(self) -> None:
+        self.runner.set_running(False)
+        self.submit(f"wait-for event stage timeout={NEXT_STAGE_TIMEOUT}")
+
+    def action_speed(self) -> None:
+        names = [speed.name for speed in SPEEDS]
+        current = names.index(self.runner.speed.name)
+        self.set_speed(names[(current + 1) % len(names)])
+
+    def action_command_line(self, initial: str = "") -> None:
+        def typed(line: str | None) -> None:
+            if line:
+                self.submit(line, "prompt")
+        self.push_screen(CommandPrompt(self.prompt_history, initial, self.prompt_accepts),
+                         typed)
+
+    def prompt_accepts(self, line: str) -> bool:
+        """Whether the app takes `line` itself rather than the command layer (labs do)."""
+        return False
+
+    def action_tasks(self) -> None:
+        self.main.toggle_class("-show-tasks") if self.focused is self.main.query_one("#tasks") \
+            else self.main.add_class("-show-tasks")
+        self.main.query_one("#tasks").focus()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(help_markdown(self._help_topic())))
+
+    def _help_topic(self) -> str:
+        node = self.focused
+        while node is not None:
+            topic = getattr(node, "HELP_TOPIC", None)
+            if topic:
+                return topic
+            node = node.parent  # type: ignore[assignment]
+        return getattr(self.screen, "HELP_TOPIC", "main")
+
+    # -- the dump viewer -----------------------------------------------------------------
+
+    def action_open_dump(self) -> None:
+        dumps = self.workdir / "dumps"
+        root = dumps if dumps.is_dir() else self.workdir
+        if not root.is_dir():
+            root = Path.cwd()
+        newest = Path(self.main.dumps[-1].path) if self.main.dumps else None
+        self.push_screen(OpenDumpScreen(root, newest), self.open_dump)
+
+    def open_dump(self, path: Path | None) -> None:
+        if path is not None:
+            self._read_dump(path)
+
+    @work(thread=True, exclusive=True, group="dump")
+    def _read_dump(self, path: Path) -> None:
+        """Read a dump's headers in a thread: a big or slow file never blocks the UI."""
+        try:
+            opened = open_dump_file(path)
+        except DumpOpenError as error:
+            self.call_from_thread(self.main.acknowledge, str(error), "refused")
+            return
+        self.call_from_thread(self._show_dump, opened)
+
+    def _show_dump(self, opened: Any) -> None:
+        frame = self.main.frame
+        written = {record.path for record in self.main.dumps}
+        same_run = str(opened.path) in written or str(opened.path.resolve()) in written
+        snapshot = frame.pre_dump if frame is not None and same_run else None
+        self.main.query_one(DumpViewer).show_dump(opened, snapshot)
+        self.main.show_tab("tab-dump")
+        self.main.acknowledge(f"Opened {opened.title()}", "ok")
+
