@@ -35,7 +35,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 from machine.formats.common import (
+    ADDRESS_LIMIT,
+    MAX_DUMP_MEMORY,
+    MAX_NOTES_SIZE,
     PAGE_SIZE,
+    PARSER_ERRORS,
     AddressNotDumped,
     DumpFormatError,
     Progress,
@@ -45,13 +49,17 @@ from machine.formats.common import (
     WriteResult,
     atomic_output,
     chunks,
+    end_sparse,
+    malformed,
     page_align,
     read_bytes,
     read_exact,
     write_all,
+    write_sparse,
     zero_pages,
 )
 from machine.formats.notes import CpuNotes, Note, cpus_from_notes, parse_notes, vmcoreinfo_text
+from machine.userfiles import open_user_file
 
 ELF_MAGIC = b"\x7fELF"
 ELFCLASS64 = 2
@@ -165,7 +173,7 @@ class Vmcore:
         """`length` bytes of old memory at physical `address`. Filtered zero pages read as
         zeros; memory outside every PT_LOAD raises AddressNotDumped unless `holes_as_zero`."""
         out = bytearray(length)
-        with open(self.path, "rb") as file:
+        with open_user_file(self.path, "dump") as file:
             position = address
             while position < address + length:
                 load = self._load_at(position)
@@ -357,7 +365,10 @@ def _write_memory(fd: int, ranges: list[tuple[int, int]], segments: list[_Segmen
                 scan += 1
             if wanted:
                 data = read_exact(read, address, length)
-                write_all(fd, [data[a - address:b - address] for a, b in wanted])
+                if len(wanted) == 1:  # unfiltered memory: an all-zero chunk becomes a hole
+                    write_sparse(fd, data[wanted[0][0] - address:wanted[0][1] - address])
+                else:
+                    write_all(fd, [data[a - address:b - address] for a, b in wanted])
             progress.advance(length)
 
 
@@ -384,6 +395,7 @@ def write_vmcore(path: str | os.PathLike[str], notes: bytes,
         write_all(fd, [head])
         tracker = Progress(progress, total)
         _write_memory(fd, ordered, segments, read, tracker)
+        end_sparse(fd)
         tracker.finish()
         written = os.lseek(fd, 0, os.SEEK_CUR)
     filed = sum(s.filesz for s in segments)
@@ -426,6 +438,7 @@ def _read_header(data: bytes, file_size: int) -> ElfHeader:
 
 
 def _read_phdrs(file: BinaryIO, header: ElfHeader) -> list[tuple[int, ...]]:
+    # e_phnum < 0xFFFF, so the table is at most 3.5 MiB.
     file.seek(header.phoff)
     table = file.read(header.phnum * PHDR_SIZE)
     return [_PHDR.unpack_from(table, i * PHDR_SIZE) for i in range(header.phnum)]
@@ -439,11 +452,18 @@ def _loads(phdrs: list[tuple[int, ...]], file_size: int) -> list[LoadSegment]:
         if filesz > memsz:
             raise DumpFormatError(f"PT_LOAD {index} has p_filesz {filesz:#x} > p_memsz "
                                   f"{memsz:#x}")
+        if paddr + memsz > ADDRESS_LIMIT:
+            raise DumpFormatError(f"PT_LOAD {index}: p_paddr {paddr:#x} + p_memsz {memsz:#x} "
+                                  "runs past the end of the 64-bit address space")
         if offset + filesz > file_size:
             raise DumpFormatError(f"truncated: PT_LOAD {index} data {offset:#x}-"
                                   f"{offset + filesz:#x} runs past the end of the file "
                                   f"({file_size:#x} bytes)")
         loads.append(LoadSegment(offset, vaddr, paddr, filesz, memsz, flags, align))
+    total = sum(load.memsz for load in loads)
+    if total > MAX_DUMP_MEMORY:
+        raise DumpFormatError(f"the PT_LOADs hold {total:#x} bytes of memory, more than the "
+                              f"{MAX_DUMP_MEMORY >> 40} TiB an LPAR can have")
     ordered = sorted(loads, key=lambda load: load.paddr)
     for before, after in pairwise(ordered):
         if after.paddr < before.end:
@@ -457,6 +477,9 @@ def _notes(file: BinaryIO, phdrs: list[tuple[int, ...]], file_size: int
     for p_type, _flags, offset, _v, _p, filesz, _m, _a in phdrs:
         if p_type != PT_NOTE:
             continue
+        if filesz > MAX_NOTES_SIZE:
+            raise DumpFormatError(f"PT_NOTE at {offset:#x} is {filesz:#x} bytes, more than "
+                                  f"the {MAX_NOTES_SIZE >> 20} MiB a vmcore's notes can take")
         if offset + filesz > file_size:
             raise DumpFormatError(f"truncated: PT_NOTE {offset:#x}-{offset + filesz:#x} runs "
                                   f"past the end of the file ({file_size:#x} bytes)")
@@ -475,14 +498,17 @@ def read_vmcore(path: str | os.PathLike[str]) -> Vmcore:
     OSError (missing file, no permission) passes through.
     """
     file_path = Path(path)
-    with open(file_path, "rb") as file:
-        file_size = os.fstat(file.fileno()).st_size
-        header = _read_header(file.read(EHDR_SIZE), file_size)
-        phdrs = _read_phdrs(file, header)
-        note_segments, notes = _notes(file, phdrs, file_size)
-    loads = _loads(phdrs, file_size)
-    return Vmcore(file_path, file_size, header, note_segments, notes, cpus_from_notes(notes),
-                  vmcoreinfo_text(notes), loads)
+    try:
+        with open_user_file(file_path, "dump") as file:
+            file_size = os.fstat(file.fileno()).st_size
+            header = _read_header(file.read(EHDR_SIZE), file_size)
+            phdrs = _read_phdrs(file, header)
+            note_segments, notes = _notes(file, phdrs, file_size)
+        loads = _loads(phdrs, file_size)
+        return Vmcore(file_path, file_size, header, note_segments, notes,
+                      cpus_from_notes(notes), vmcoreinfo_text(notes), loads)
+    except PARSER_ERRORS as error:
+        raise malformed("ELF vmcore", error) from None
 
 
 def is_elf(prefix: bytes) -> bool:
