@@ -79,15 +79,10 @@ def open_user_file(path: str | os.PathLike[str], kind: str) -> BinaryIO:
     fine), no larger than SIZE_CAPS[kind]. The FIFO test is made before the open (stat) and
     again on the open descriptor (fstat), and the open itself cannot block (O_NONBLOCK)."""
     cap = SIZE_CAPS[kind]
-    try:
-        before = os.stat(path)
-    except OSError as error:
-        raise _oserror(path, error) from None
-    _check_regular(path, before.st_mode, kind)
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
-    except OSError as error:
-        raise _oserror(path, error) from None
+    # A missing file or no permission stays the OSError it is (FileNotFoundError, ...): it
+    # names the user's path already.
+    _check_regular(path, os.stat(path).st_mode, kind)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     try:
         after = os.fstat(fd)
         _check_regular(path, after.st_mode, kind)
