@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 import time
@@ -98,12 +99,36 @@ def write_sparse(fd: int, data: bytes | bytearray | memoryview) -> int:
     """Write `data` at the file position, or, if it is all zeros, only move the position: the
     output is always a fresh regular file (machine/userfiles.AtomicFile), where skipped bytes
     read as zeros and cost no disk. A writer that may end on a skip calls end_sparse()."""
-    raw = data if isinstance(data, (bytes, bytearray)) else bytes(data)
+    raw = data if isinstance(data, (bytes, bytearray)) else _as_bytes(data)
     zero = _ZERO_CHUNK if len(raw) == CHUNK_SIZE else bytes(len(raw))
     if len(raw) >= PAGE_SIZE and raw == zero:
         os.lseek(fd, len(raw), os.SEEK_CUR)
         return len(raw)
     return write_all(fd, [raw])
+
+
+def zero_bytes(length: int) -> bytes:
+    """`length` zero bytes; a whole chunk is one shared object, which write_sparse() knows
+    at once (an identity test), so that gigabytes of dumped-as-zero memory cost no time."""
+    return _ZERO_CHUNK if length == CHUNK_SIZE else bytes(length)
+
+
+def _as_bytes(view: memoryview) -> bytes:
+    """The bytes under a memoryview, without a copy when it spans a whole bytes object."""
+    whole = view.obj
+    if isinstance(whole, bytes) and len(whole) == view.nbytes and view.c_contiguous:
+        return whole
+    return bytes(view)
+
+
+def is_file_hole(fd: int, offset: int, length: int) -> bool:
+    """Whether [offset, offset + length) of the file is all hole (reads as zeros, costs no
+    reading): no data from `offset` on before its end (SEEK_DATA)."""
+    try:
+        return os.lseek(fd, offset, os.SEEK_DATA) >= offset + length
+    except OSError as error:
+        # ENXIO: no data after `offset` at all; anything else (no SEEK_DATA): read it.
+        return error.errno == errno.ENXIO and os.fstat(fd).st_size >= offset + length
 
 
 def end_sparse(fd: int) -> None:

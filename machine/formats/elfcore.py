@@ -50,12 +50,14 @@ from machine.formats.common import (
     atomic_output,
     chunks,
     end_sparse,
+    is_file_hole,
     malformed,
     page_align,
     read_bytes,
     read_exact,
     write_all,
     write_sparse,
+    zero_bytes,
     zero_pages,
 )
 from machine.formats.notes import CpuNotes, Note, cpus_from_notes, parse_notes, vmcoreinfo_text
@@ -172,8 +174,14 @@ class Vmcore:
     def read(self, address: int, length: int, *, holes_as_zero: bool = False) -> bytes:
         """`length` bytes of old memory at physical `address`. Filtered zero pages read as
         zeros; memory outside every PT_LOAD raises AddressNotDumped unless `holes_as_zero`."""
-        out = bytearray(length)
         with open_user_file(self.path, "dump") as file:
+            if not self._has_file_data(file.fileno(), address, address + length):
+                # Filtered pages, holes, sparse zeros only: nothing to read (a crafted 64 GiB
+                # PT_LOAD converts in seconds, see common.zero_bytes).
+                if not holes_as_zero:
+                    self._check_dumped(address, length)
+                return zero_bytes(length)
+            out = bytearray(length)
             position = address
             while position < address + length:
                 load = self._load_at(position)
@@ -184,6 +192,25 @@ class Vmcore:
                 self._copy(file, load, position, stop, out, position - address)
                 position = stop
         return bytes(out)
+
+    def _has_file_data(self, fd: int, start: int, end: int) -> bool:
+        """Whether any PT_LOAD has bytes in the file, other than a hole, for [start, end)."""
+        index = max(bisect.bisect_right(self._starts, start) - 1, 0)
+        for load in self.loads[index:]:
+            if load.paddr >= end:
+                return False
+            low, high = max(start, load.paddr), min(end, load.paddr + load.filesz)
+            if low < high and not is_file_hole(fd, load.offset + low - load.paddr, high - low):
+                return True
+        return False
+
+    def _check_dumped(self, address: int, length: int) -> None:
+        position = address
+        while position < address + length:
+            load = self._load_at(position)
+            if load is None:
+                self._skip_hole(position, address, length, False)  # raises
+            position = min(load.end, address + length)
 
     def _load_at(self, address: int) -> LoadSegment | None:
         index = bisect.bisect_right(self._starts, address) - 1
