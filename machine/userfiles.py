@@ -49,7 +49,11 @@ class UserFileError(OSError):
 def shown_path(path: str | os.PathLike[str]) -> str:
     """A path as one line of a message: control characters (a newline in a file name)
     escaped, as `ls -b` does, so an error never spans two lines."""
-    text = os.fspath(path)
+    return printable(os.fspath(path))
+
+
+def printable(text: str) -> str:
+    """`text` with every non-printable character escaped (\\n, \\x00, \\udcff)."""
     if text.isprintable():
         return text
     return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
