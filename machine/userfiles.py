@@ -148,13 +148,14 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise Terminated("terminated (SIGTERM)")
 
 
-def _enter_write() -> None:
-    """While any atomic write is open in the main thread, SIGTERM unwinds instead of killing
-    the process outright, so the temporary file is removed (a handler the program installed
-    itself is left alone)."""
+def _enter_write() -> bool:
+    """While any atomic write is open, SIGTERM unwinds instead of killing the process
+    outright, so the temporary file is removed (a handler the program installed itself is
+    left alone). Only the main thread can set signal handlers: elsewhere (the console's
+    machine thread) this does nothing and returns False."""
     global _live_writers, _previous_sigterm
     if threading.current_thread() is not threading.main_thread():
-        return
+        return False
     with _live_lock:
         if _live_writers == 0:
             current = signal.getsignal(signal.SIGTERM)
@@ -164,15 +165,15 @@ def _enter_write() -> None:
             else:
                 _previous_sigterm = None
         _live_writers += 1
+    return True
 
 
 def _leave_write() -> None:
     global _live_writers
-    if threading.current_thread() is not threading.main_thread():
-        return
     with _live_lock:
         _live_writers -= 1
-        if _live_writers == 0 and _previous_sigterm is not None:
+        if _live_writers == 0 and _previous_sigterm is not None and \
+                threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, _previous_sigterm)  # type: ignore[arg-type]
 
 
@@ -205,12 +206,13 @@ class AtomicFile:
         self.path = Path(path)
         check_output_target(self.path)
         parent = self.path.parent
-        _enter_write()
+        self._entered = _enter_write()
         try:
             fd, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial",
                                         dir=parent)
         except OSError as error:
-            _leave_write()
+            if self._entered:
+                _leave_write()
             raise _oserror(self.path, error) from None
         os.fchmod(fd, 0o644 & ~_umask())
         self.fd: int | None = fd
@@ -248,7 +250,8 @@ class AtomicFile:
     def _done(self) -> None:
         if not self._finished:
             self._finished = True
-            _leave_write()
+            if self._entered:
+                _leave_write()
 
 
 def _umask() -> int:

@@ -403,20 +403,28 @@ def test_a_deeply_nested_profile_is_a_profile_error(tmp_path: Path) -> None:
 # 9. Signals, demo numbers, echoed secrets, odd names, odd addresses
 
 
-def test_ctrl_c_during_run_is_one_line_and_exit_130(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum, status, message", [
+    (signal.SIGINT, 130, "dumplab run: interrupted (Ctrl+C); files being written were removed"),
+    (signal.SIGTERM, 143, ("dumplab run: terminated (SIGTERM); files being written were "
+                          "removed")),
+], ids=["Ctrl+C", "SIGTERM"])
+def test_a_signal_during_run_is_one_line_and_leaves_no_partial_file(
+        tmp_path: Path, signum: int, status: int, message: str) -> None:
     child = subprocess.Popen(
         [sys.executable, "-m", "console.cli", "run", "-c",
          "activate; load 0100; run 3600s",
          "--workdir", str(tmp_path / "w"), "--journal", str(tmp_path / "j")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)})
-    time.sleep(3)
-    child.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + 30
+    while not list(tmp_path.glob(".j.*partial")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1)  # into `run 3600s`
+    child.send_signal(signum)
     _, err = child.communicate(timeout=60)
-    assert child.returncode == 130, err
-    assert one_line(err) == ("dumplab run: interrupted (Ctrl+C); files being written were "
-                             "removed")
-    assert not list(tmp_path.glob(".*partial")) and not (tmp_path / "j").exists()
+    assert child.returncode == status, err
+    assert one_line(err) == message
+    assert not list(tmp_path.rglob("*partial")) and not (tmp_path / "j").exists()
 
 
 def sparse_s390_dump(path: Path, size: int) -> Path:
@@ -494,3 +502,12 @@ def test_unassembling_an_address_that_starts_with_a_letter_says_how_to_write_it(
 def test_sizes_take_ascii_digits_only(capsys) -> None:
     status, _, err = run(capsys, "run", "-c", "help", "--memory", "\u0661G")
     assert status == 2 and "bad size" in err
+
+
+@pytest.mark.parametrize("times", [float("nan"), float("inf"), 1e300])
+def test_lab_check_numbers_must_be_finite_and_in_range(times: float) -> None:
+    from console.training.checks import CheckError, compile_check
+
+    selector = {"event": "dump_written", "value": "bytes"}
+    with pytest.raises(CheckError, match="'times' must be a number from 0 to 1,000,000"):
+        compile_check({"greater": selector, "than": selector, "times": times})
