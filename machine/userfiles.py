@@ -12,6 +12,7 @@ over a symlink, a device or a directory damages something the user did not mean 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
@@ -224,8 +225,8 @@ class AtomicFile:
         assert self.fd is not None, "committed or discarded already"
         try:
             os.fsync(self.fd)
-            os.close(self.fd)
-            self.fd = None
+            fd, self.fd = self.fd, None  # before the close: a signal may interrupt here
+            os.close(fd)
             check_output_target(self.path)
             os.replace(self.temporary, self.path)
         except OSError as error:
@@ -241,9 +242,10 @@ class AtomicFile:
 
     def discard(self) -> None:
         """Remove the temporary file; `path` stays as it was."""
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
         self.temporary.unlink(missing_ok=True)
         self._done()
 

@@ -439,12 +439,25 @@ def sparse_s390_dump(path: Path, size: int) -> Path:
     return path
 
 
+SLOW_CONVERT = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from machine.formats import s390dump
+from console.cli import main
+fast = s390dump._read_memory
+def slow(*args, **kwargs):
+    time.sleep(0.05)  # a slow disk: the convert is still writing when the signal comes
+    return fast(*args, **kwargs)
+s390dump._read_memory = slow
+sys.exit(main(["convert", sys.argv[2], sys.argv[3]]))
+"""
+
+
 def test_sigterm_during_convert_leaves_no_partial_file(tmp_path: Path) -> None:
-    source = sparse_s390_dump(tmp_path / "big.s390", 8 * GiB)
+    source = sparse_s390_dump(tmp_path / "big.s390", 1 * GiB)
     out = tmp_path / "big.elf"
-    child = subprocess.Popen([sys.executable, "-m", "console.cli", "convert", str(source),
-                              str(out)], stderr=subprocess.PIPE, text=True,
-                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+    child = subprocess.Popen([sys.executable, "-c", SLOW_CONVERT, str(ROOT), str(source),
+                              str(out)], stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
     while not list(tmp_path.glob(".big.elf*partial")) and time.monotonic() < deadline:
         time.sleep(0.02)
