@@ -329,6 +329,19 @@ def test_a_bad_workdir_is_a_usage_error_in_one_line(capsys, bad_workdirs, journa
     assert bad_workdirs["a file"].read_text() == "a file\n"
 
 
+@pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="needs sysfs")
+def test_replay_into_a_workdir_it_cannot_write_says_why(tmp_path: Path, capsys) -> None:
+    """sysfs takes no new files, like a read-only file system: replay used to report "differs
+    at event 0" (the activation failed) instead of the reason."""
+    journal = tmp_path / "activate.journal"
+    assert main(["run", "-c", "activate", "--workdir", str(tmp_path / "w"), "--journal",
+                 str(journal)]) == 0
+    capsys.readouterr()
+    status, out, err = run(capsys, "replay", str(journal), "--workdir", "/sys/kernel")
+    assert (status, out) == (2, "")
+    assert one_line(err).startswith("dumplab replay: error: work directory /sys/kernel: ")
+
+
 # ---------------------------------------------------------------------------------------------
 # 6. Memory the host cannot back
 
