@@ -1,7 +1,8 @@
 """`dumplab inspect` and `dumplab convert`: dump files on the command line.
 
 Both report a bad file as one line on stderr naming the file and the problem, with exit
-status 1, never a traceback.
+status 1, never a traceback; an interrupted convert (Ctrl+C, SIGTERM) leaves no output file
+(console/cli.py reports it).
 """
 
 from __future__ import annotations
@@ -11,26 +12,31 @@ import json
 from collections.abc import Iterator
 from typing import Any, TextIO
 
+from console.control.exits import EXIT_FAILED, EXIT_OK
 from machine.formats import DumpFormatError, convert, open_dump
+from machine.formats.common import PARSER_ERRORS, malformed
 from machine.formats.select import select_system
 from machine.formats.summary import summarize
+from machine.userfiles import UserFileError, shown_path
 
-EXIT_OK, EXIT_FAILED = 0, 1
 MIB = 1 << 20
 
 
-def _problem(path: str, error: Exception) -> str:
-    """One line naming the file and what is wrong with it."""
+def _problem(path: str, error: BaseException) -> str:
+    """One line naming the file and what is wrong with it (control characters in a file
+    name escaped, so that it stays one line)."""
+    if isinstance(error, PARSER_ERRORS):
+        error = malformed("dump", error)
     if isinstance(error, OSError):
-        return f"{error.filename or path}: {error.strerror or error}"
-    return f"{path}: {error}"
+        return f"{shown_path(error.filename or path)}: {error.strerror or error}"
+    return f"{shown_path(path)}: {error}"
 
 
 def inspect_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """`dumplab inspect FILE [--select prod|kdump|all] [--json]`."""
     try:
         summary = summarize(select_system(open_dump(args.file), args.select))
-    except (DumpFormatError, OSError, ValueError) as error:
+    except (DumpFormatError, OSError, ValueError, *PARSER_ERRORS) as error:
         err.write(f"dumplab inspect: {_problem(args.file, error)}\n")
         return EXIT_FAILED
     if args.json:
@@ -44,11 +50,11 @@ def convert_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """`dumplab convert IN OUT [--format elf|s390] [--select prod|kdump]`."""
     try:
         result = convert(args.input, args.output, args.format, select=args.select)
-    except (DumpFormatError, OSError, ValueError) as error:
-        err.write(f"dumplab convert: {_problem(args.input, error)}\n")
+    except UserFileError as error:  # names the input or the output itself
+        err.write(f"dumplab convert: {error}\n")
         return EXIT_FAILED
-    except KeyboardInterrupt:
-        err.write(f"dumplab convert: interrupted, {args.output} not written\n")
+    except (DumpFormatError, OSError, ValueError, *PARSER_ERRORS) as error:
+        err.write(f"dumplab convert: {_problem(args.input, error)}\n")
         return EXIT_FAILED
     write = result.write
     source = result.in_format
