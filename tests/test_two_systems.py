@@ -166,6 +166,9 @@ def test_prod_is_the_production_memory_at_the_crash(two_systems):
                 differing.append(hex(address))
     assert differing == []
     assert "OSRELEASE=dumplab-1.0" in view.vmcoreinfo
+    # Found as the kdump kernel finds it: os_info entry 0 is empty, so through 0xE0C.
+    assert view.os_info.source == "lowcore 0xe0c"
+    assert "BUILD-ID=" in view.vmcoreinfo and "SYMBOL(init_uts_ns)=" in view.vmcoreinfo
 
 
 def production_status(two_systems: TwoSystems) -> dict[int, dict]:

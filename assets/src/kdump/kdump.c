@@ -201,45 +201,73 @@ static int read_old_os_info(void)
 	return 1;
 }
 
-/* VMCOREINFO from os_info entry 0 if it checks out, else through the lowcore pointer 0xE0C. */
-static unsigned long read_vmcoreinfo(int os_info_ok)
+/* The VMCOREINFO note we append: a header of our own around the old system's text. */
+static void vmcoreinfo_header(unsigned int descsz)
 {
-	unsigned long addr = 0, size = 0, note = 0;
-	unsigned int csum = 0, namesz, descsz;
-	unsigned char header_bytes[12];
+	unsigned int header[3] = { 11, descsz, 0 };	/* namesz = strlen("VMCOREINFO") + 1 */
 
-	if (os_info_ok) {
-		memcpy(&addr, old_os_info + 0x20, 8);
-		memcpy(&size, old_os_info + 0x28, 8);
-		memcpy(&csum, old_os_info + 0x30, 4);
-		if (addr && size && size <= PAGE_SIZE) {
-			copy_oldmem(vmcoreinfo, addr, size);
-			if (cksm(vmcoreinfo, size, 0) == csum) {
-				printk(KERN_INFO, "os_info: entry 0: copied (addr=0x%lx size=%lu)", addr, size);
-				note = addr;
-			} else {
-				printk(KERN_WARNING, "os_info: entry 0: checksum failed (addr=0x%lx size=%lu)",
-				       addr, size);
-			}
-		}
-	}
-	if (!note) {
-		copy_oldmem(&note, LC_VMCORE_INFO, 8);
-		printk(KERN_INFO, "kdump: VMCOREINFO through the lowcore pointer 0xE0C: %016lx", note);
-	}
-	if (!note)
+	memcpy(vmcoreinfo, header, 12);
+	memcpy(vmcoreinfo + 12, "VMCOREINFO\0\0", 12);
+}
+
+/* os_info entry 0 holds the VMCOREINFO text itself (the note's descriptor), checksummed; the
+ * kernel leaves it empty today. Returns the text's size, 0 if there is none. */
+static unsigned long vmcoreinfo_from_os_info(int os_info_ok)
+{
+	unsigned long addr = 0, size = 0;
+	unsigned int csum = 0;
+
+	if (!os_info_ok)
 		return 0;
-	copy_oldmem(header_bytes, note, 12);
+	memcpy(&addr, old_os_info + 0x20, 8);
+	memcpy(&size, old_os_info + 0x28, 8);
+	memcpy(&csum, old_os_info + 0x30, 4);
+	if (!addr || !size || size > PAGE_SIZE - 24) {
+		printk(KERN_INFO, "os_info: entry 0: not available (addr=0x%lx size=%lu)", addr, size);
+		return 0;
+	}
+	copy_oldmem(vmcoreinfo + 24, addr, size);
+	if (cksm((unsigned char *)vmcoreinfo + 24, size, 0) != csum) {
+		printk(KERN_WARNING, "os_info: entry 0: checksum failed (addr=0x%lx size=%lu)", addr, size);
+		return 0;
+	}
+	printk(KERN_INFO, "os_info: entry 0: copied (addr=0x%lx size=%lu)", addr, size);
+	return size;
+}
+
+/* The note the lowcore field 0xE0C points at: header checked, its text returned. */
+static unsigned long vmcoreinfo_from_lowcore(unsigned long *note)
+{
+	unsigned int namesz, descsz;
+	unsigned char header_bytes[24];
+
+	copy_oldmem(note, LC_VMCORE_INFO, 8);
+	printk(KERN_INFO, "kdump: VMCOREINFO through the lowcore pointer 0xE0C: %016lx", *note);
+	if (!*note)
+		return 0;
+	copy_oldmem(header_bytes, *note, 24);
 	memcpy(&namesz, header_bytes, 4);
 	memcpy(&descsz, header_bytes + 4, 4);
-	if (namesz != 11 || descsz > PAGE_SIZE - 24) {
-		hc_trace(TRACE_KDUMP_CHECK, CHECK_VMCOREINFO, 0, note, 0);
+	if (namesz != 11 || memcmp(header_bytes + 12, "VMCOREINFO", 11) || descsz > PAGE_SIZE - 24)
 		return 0;
-	}
-	size = 24 + ((descsz + 3) & ~3U);
-	copy_oldmem(vmcoreinfo, note, size);
-	hc_trace(TRACE_KDUMP_CHECK, CHECK_VMCOREINFO, 1, note, size);
-	return size;
+	copy_oldmem(vmcoreinfo + 24, *note + 24, descsz);
+	return descsz;
+}
+
+/* VMCOREINFO in the kernel's order (nt_vmcoreinfo): os_info entry 0, else the note at 0xE0C.
+ * Returns the size of the whole note built in vmcoreinfo[], 0 if there is none. */
+static unsigned long read_vmcoreinfo(int os_info_ok)
+{
+	unsigned long note = 0, text = vmcoreinfo_from_os_info(os_info_ok);
+
+	if (!text)
+		text = vmcoreinfo_from_lowcore(&note);
+	hc_trace(TRACE_KDUMP_CHECK, CHECK_VMCOREINFO, text != 0, note, text);
+	if (!text)
+		return 0;
+	vmcoreinfo_header(text);
+	memset(vmcoreinfo + 24 + text, 0, ((text + 3) & ~3UL) - text);
+	return 24 + ((text + 3) & ~3UL);
 }
 
 /* Put VMCOREINFO last in the PT_NOTE, after the CPUs' notes, as a kernel vmcore has it. */

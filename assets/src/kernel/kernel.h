@@ -12,6 +12,7 @@
 #define PAGE_SIZE       4096UL
 #define MiB             (1UL << 20)
 #define KERNEL_RELEASE  "dumplab-1.0"
+#define UTS_NODENAME    "dumplab"
 
 
 /* Lowcore fields of the running CPU: real addresses 0-0x1FFF reach its own prefix area. */
@@ -97,6 +98,7 @@ extern volatile int command_waiting;
 
 /* os_info.c */
 void os_info_init(void);
+void vmcoreinfo_crashtime(void);
 unsigned long os_info_address(void);
 void os_info_crashkernel_add(unsigned long base, unsigned long size);
 void os_info_entry_add(unsigned int index, unsigned long address, unsigned long size);

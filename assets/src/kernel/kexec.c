@@ -151,6 +151,7 @@ void crash_kexec(void)
 		hc_trace(TRACE_CRASH_KEXEC, TRIGGER_NOT_LOADED, self, 0, 0);
 		return;
 	}
+	vmcoreinfo_crashtime();	/* as crash_save_vmcoreinfo() before the checks */
 	printk(KERN_EMERG, "kdump: verifying the kdump kernel (purgatory, verify mode)");
 	rc = call_purgatory(0, NULL);
 	hc_trace(TRACE_CRASH_KEXEC, TRIGGER_VERIFY, self, rc, 0);
