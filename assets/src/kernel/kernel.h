@@ -88,6 +88,8 @@ void smp_detect(void);
 void smp_boot_cpus(void);
 void smp_send_stop(void);
 void smp_stop_self(void) __attribute__((noreturn));
+void smp_wait_stopped(unsigned int cpu);
+void smp_call_ipl_cpu(void (*fn)(unsigned long), unsigned long data);
 void setup_lowcore(unsigned int cpu, unsigned long lowcore);
 void smp_emergency_signal(unsigned int cpu);
 
