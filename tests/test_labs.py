@@ -148,7 +148,7 @@ def test_a_wrong_answer_fails_the_step_and_derived_answers_are_for_solve_scripts
     ])
     assert not passed
     assert "refused: answer: read the dump and answer with the value itself" in out
-    assert "workload_lock = 0x203c8" in out
+    assert "workload_lock = 0x213c8" in out
     assert "no attempts are left: the answer was 2" in out
     assert out.rstrip().endswith("Score: 0/2 steps passed, 1 failed, 1 skipped, 0 hints used")
 

@@ -21,6 +21,7 @@
 #define BOOT_HEADER_OK   2
 #define BOOT_READY       3
 #define BOOT_SAVED       4
+#define BOOT_SAVE_FAILED 5
 #define CHECK_ELF_HEADER 1
 #define CHECK_OLD_OS_INFO 2
 #define CHECK_VMCOREINFO 3
@@ -29,6 +30,12 @@
 #define WAIT_DONE        0x0000UL
 #define WAIT_BAD_HEADER  0x4B01UL
 #define WAIT_SAVE_FAILED 0x4B02UL
+
+/* What to do when the vmcore cannot be saved (kdump-tools' FAILURE_ACTION). */
+#define FAILURE_REBOOT 0
+#define FAILURE_HALT   1
+#define FAILURE_DUMP   2
+static const char *const failure_names[] = { "reboot", "halt", "dump" };
 
 extern char command_line[];
 extern void kdump_program_check(void);
@@ -53,7 +60,9 @@ static struct {
 	unsigned long elfcorehdr;
 	unsigned long dump_level;
 	int reipl;
-} kdump = { .dump_level = 1, .reipl = 1 };
+	int failure_action;
+	unsigned int dump_devno;
+} kdump = { .dump_level = 1, .reipl = 1, .failure_action = FAILURE_REBOOT, .dump_devno = 0x200 };
 
 static void stop(unsigned long code) __attribute__((noreturn));
 static void stop(unsigned long code)
@@ -90,6 +99,17 @@ static unsigned long old_u64(unsigned long old)
 
 /* --- command line --------------------------------------------------------------------------- */
 
+static int parse_failure_action(const char *word)
+{
+	for (int i = 0; i < 3; i++) {
+		unsigned long n = strlen(failure_names[i]);
+
+		if (!strncmp(word, failure_names[i], n) && (word[n] == ' ' || !word[n]))
+			return i;
+	}
+	return FAILURE_REBOOT;
+}
+
 static void parse_command_line(void)
 {
 	const char *p = command_line;
@@ -103,6 +123,10 @@ static void parse_command_line(void)
 			kdump.dump_level = strtoul(p + 11, NULL, 0);
 		else if (!strncmp(p, "reipl=", 6))
 			kdump.reipl = strtoul(p + 6, NULL, 0) != 0;
+		else if (!strncmp(p, "failure_action=", 15))
+			kdump.failure_action = parse_failure_action(p + 15);
+		else if (!strncmp(p, "dump_devno=", 11))
+			kdump.dump_devno = strtoul(p + 11, NULL, 0);
 		while (*p && *p != ' ')
 			p++;
 	}
@@ -297,6 +321,26 @@ static void reipl_production(void)
 	printk(KERN_ERR, "kdump: re-IPL refused");
 }
 
+/* The failure action: re-IPL the production system (the dump is lost), halt in a disabled
+ * wait (the operator can still take a stand-alone dump), or IPL the stand-alone dumper
+ * ourselves, which then writes a full dump holding both systems. */
+static void save_failed(void) __attribute__((noreturn));
+static void save_failed(void)
+{
+	hc_trace(TRACE_KDUMP_BOOT, BOOT_SAVE_FAILED, kdump.failure_action, 0, 0);
+	printk(KERN_EMERG, "kdump: failure action: %s", failure_names[kdump.failure_action]);
+	if (kdump.failure_action == FAILURE_REBOOT) {
+		reipl_production();
+	} else if (kdump.failure_action == FAILURE_DUMP) {
+		printk(KERN_EMERG, "kdump: IPL of the stand-alone dumper on device %04x", kdump.dump_devno);
+		build_ccw_ipib(ipib, kdump.dump_devno);
+		diag308(DIAG308_SET, ipib);
+		diag308(DIAG308_LOAD_NORMAL_DUMP, 0);
+		printk(KERN_ERR, "kdump: the dump device could not be IPL'd");
+	}
+	stop(WAIT_SAVE_FAILED);
+}
+
 /* --- main -------------------------------------------------------------------------------------- */
 
 static void setup_lowcore(void)
@@ -339,7 +383,7 @@ void kdump_main(void)
 	rc = hypercall(HC_VMCORE_SAVE, kdump.elfcorehdr, PAGE_SIZE * 16, kdump.dump_level, 0, 0);
 	if (rc) {
 		printk(KERN_ERR, "kdump: saving the vmcore failed (%ld)", rc);
-		stop(WAIT_SAVE_FAILED);
+		save_failed();
 	}
 	printk(KERN_NOTICE, "kdump: vmcore saved");
 	hc_trace(TRACE_KDUMP_BOOT, BOOT_SAVED, 0, 0, 0);
