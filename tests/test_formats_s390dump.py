@@ -133,8 +133,8 @@ def test_a_bad_entry0_falls_back_to_the_lowcore_note(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("offsets, problem", [
-    ((OS_INFO_ADDRESS + 0x10, 0xE0C), "os_info at 0x7000: checksum mismatch; the VMCOREINFO "
-                                          "pointer at 0xe0c .* is outside memory"),
+    ((OS_INFO_ADDRESS + 0x10, 0xE0C),
+     "os_info at 0x7000: checksum mismatch; the VMCOREINFO pointer at 0xe0c .* is outside memory"),
     ((OS_INFO_ADDRESS, 0xE0C), "bad magic"),
     ((0xE18 + 7, 0x8000 + 12), "no os_info.*not a VMCOREINFO note"),
     ((0x8000 + 14,), "entry 0 \\(VMCOREINFO\\) is not set; .*not a VMCOREINFO note"),
