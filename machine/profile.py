@@ -11,6 +11,8 @@ from typing import Any
 
 from machine.paths import assets_dir
 
+# The shutdown actions the mini-kernel knows (Linux also has vmcmd and reipl).
+SHUTDOWN_ACTIONS = ("stop", "dump", "dump_reipl")
 # What the kdump kernel does when it cannot save the vmcore, in the order of its numbering.
 KDUMP_FAILURE_ACTIONS = ("reboot", "halt", "dump")
 
@@ -120,8 +122,9 @@ class Profile:
         if not 0 <= self.workload <= 90:
             raise ProfileError(f"workload = {self.workload}: must be 0 to 90 (percent of memory)")
         for field in ("on_panic", "on_restart"):
-            if getattr(self, field) not in ("stop", "dump"):
-                raise ProfileError(f"{field} = {getattr(self, field)!r}: must be 'stop' or 'dump'")
+            if getattr(self, field) not in SHUTDOWN_ACTIONS:
+                raise ProfileError(f"{field} = {getattr(self, field)!r}: must be 'stop', 'dump' "
+                                   "or 'dump_reipl'")
         if self.kdump_failure not in KDUMP_FAILURE_ACTIONS:
             raise ProfileError(f"kdump_failure = {self.kdump_failure!r}: must be 'reboot', "
                                "'halt' or 'dump'")

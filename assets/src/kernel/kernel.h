@@ -29,7 +29,7 @@ struct pt_regs {
 	unsigned long pad[2];
 };
 
-enum shutdown_action { ACTION_STOP = 1, ACTION_DUMP = 2 };
+enum shutdown_action { ACTION_STOP = 1, ACTION_DUMP = 2, ACTION_DUMP_REIPL = 3 };
 
 struct boot_params {
 	unsigned long crashkernel_size;
@@ -78,6 +78,7 @@ void spin_lock(volatile unsigned int *lock);
 void spin_unlock(volatile unsigned int *lock);
 int spin_trylock(volatile unsigned int *lock);
 void write_absolute_u64(unsigned long address, unsigned long value);
+void write_absolute_u32(unsigned long address, unsigned int value);
 unsigned long uptime_ms(void);
 
 /* setup.c */
