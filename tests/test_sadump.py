@@ -281,6 +281,7 @@ def test_dump_reipl_re_ipls_the_system_after_the_full_dump(tmp_path):
     console = [e.text for e in log.of_kind("console")]
     assert "dump_reipl: the dumper will re-IPL device 0100" in console
     assert "Re-IPL of the dumped system (dump_reipl)" in console
+    assert [(e.trigger, e.action) for e in log.of_kind("shutdown_action")] == [("panic", "dump_reipl")]
     kinds = [e.kind for e in log.events]
     assert "ipl" in kinds[kinds.index("dump_written"):]  # the kernel again, from 0100
     lpar.close()
