@@ -12,6 +12,11 @@ from typing import Any
 from machine.paths import assets_dir
 from machine.userfiles import read_user_text, shown_path
 
+# The shutdown actions the mini-kernel knows (Linux also has vmcmd and reipl).
+SHUTDOWN_ACTIONS = ("stop", "dump", "dump_reipl")
+# What the kdump kernel does when it cannot save the vmcore, in the order of its numbering.
+KDUMP_FAILURE_ACTIONS = ("reboot", "halt", "dump")
+
 MiB = 1 << 20
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 MAX_CPUS = 64
@@ -75,6 +80,7 @@ class Profile:
     dump_size: int = 0
     dump_level: int = 1  # 1: leave zero pages out of the vmcore (makedumpfile -d 1); 0: all
     kdump_reipl: bool = True  # the kdump kernel re-IPLs the production system when done
+    kdump_failure: str = "reboot"  # when the vmcore cannot be saved: reboot | halt | dump
 
     def __post_init__(self) -> None:
         self._validate()
@@ -118,8 +124,12 @@ class Profile:
         if not 0 <= self.workload <= 90:
             raise ProfileError(f"workload = {self.workload}: must be 0 to 90 (percent of memory)")
         for field in ("on_panic", "on_restart"):
-            if getattr(self, field) not in ("stop", "dump"):
-                raise ProfileError(f"{field} = {getattr(self, field)!r}: must be 'stop' or 'dump'")
+            if getattr(self, field) not in SHUTDOWN_ACTIONS:
+                raise ProfileError(f"{field} = {getattr(self, field)!r}: must be 'stop', 'dump' "
+                                   "or 'dump_reipl'")
+        if self.kdump_failure not in KDUMP_FAILURE_ACTIONS:
+            raise ProfileError(f"kdump_failure = {self.kdump_failure!r}: must be 'reboot', "
+                               "'halt' or 'dump'")
         if self.boot_devno == self.dump_devno:
             raise ProfileError(f"boot_devno and dump_devno are both {self.boot_devno:04x}")
         if self.dump_level not in (0, 1):
@@ -166,7 +176,8 @@ def builtin_profile_names() -> list[str]:
 _SIZE_FIELDS = ("memory", "crashkernel", "dump_size")
 _DEVNO_FIELDS = ("boot_devno", "dump_devno")
 _TYPES = {"name": str, "cpus": int, "workload": int, "kernel_parms": str, "kdump": bool,
-          "on_panic": str, "on_restart": str, "dump_level": int, "kdump_reipl": bool}
+          "on_panic": str, "on_restart": str, "dump_level": int, "kdump_reipl": bool,
+          "kdump_failure": str}
 
 
 def _from_mapping(data: dict[str, Any], origin: str, echo: bool = True) -> Profile:

@@ -828,8 +828,10 @@ _SPECS = (
         "flip one byte, so that a checksum or digest no longer matches. "
         "`unload-kdump`: the kdump kernel is unloaded without the operator seeing it. "
         "`kdump-save-fails`: the next vmcore save finds its target full (No space left on "
-        "device), so kdump fails after the swap and stops in the disabled wait 0x4B02; a "
-        "stand-alone dump then holds two systems (`dumplab inspect --select prod|kdump`).",
+        "device), so kdump fails after the swap and runs its failure action (profile "
+        "`kdump_failure`: `reboot` by default, `halt`: the disabled wait 0x4B02, `dump`: it "
+        "IPLs the stand-alone dumper); a stand-alone dump then holds two systems "
+        "(`dumplab inspect --select prod|kdump`).",
         _parse_fault, _run_fault),
     CommandSpec(
         "kdump", "kdump [load|unload|status]",

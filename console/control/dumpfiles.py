@@ -8,6 +8,7 @@ status 1, never a traceback; an interrupted convert (Ctrl+C, SIGTERM) leaves no 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 from collections.abc import Iterator
 from typing import Any, TextIO
@@ -114,6 +115,20 @@ def _selection_lines(selection: dict[str, Any]) -> Iterator[str]:
     yield f"          CPUs from {selection['cpus_source']}"
 
 
+def _system_lines(system: dict[str, Any]) -> Iterator[str]:
+    """Release, node name and crash time, when VMCOREINFO (and uname in memory) give them."""
+    uts = system.get("utsname") or {}
+    if system.get("release") is None and not uts:
+        return
+    node = f"node {uts['nodename']}  " if uts.get("nodename") else ""
+    yield f"System    {node}release {system.get('release') or uts.get('release') or '?'}"
+    if system.get("build_id"):
+        yield f"          build id {system['build_id']}"
+    if system.get("crash_time") is not None:
+        when = datetime.datetime.fromtimestamp(system["crash_time"], datetime.UTC)
+        yield f"          crashed {when:%Y-%m-%d %H:%M:%S} UTC (CRASHTIME {system['crash_time']})"
+
+
 def _memory_lines(memory: dict[str, Any]) -> Iterator[str]:
     label = "Memory"
     for item in memory["ranges"] or [{"start": 0, "end": 0, "size": 0}]:
@@ -171,6 +186,7 @@ def render(summary: dict[str, Any]) -> Iterator[str]:
         yield from _s390_lines(summary["s390"])
     selection = summary.get("selection", {})
     yield from _selection_lines(selection)
+    yield from _system_lines(summary["system"])
     yield from _memory_lines(summary["memory"])
     yield f"CPUs      {len(summary['cpus'])}"
     origins = selection.get("cpu_origins") or [None] * len(summary["cpus"])
