@@ -192,7 +192,7 @@ def two_system_dump(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     from machine.faults import inject
 
-    lpar, _ = booted_with_kdump(tmp_path_factory.mktemp("two"))
+    lpar, _ = booted_with_kdump(tmp_path_factory.mktemp("two"), kdump_failure="halt")
     inject(lpar, ["kdump-save-fails"])
     inject(lpar, ["panic", "test crash"])
     assert lpar.run_until(lambda e: e.kind == "wait", 3000 * MS) is not None
