@@ -172,7 +172,7 @@ class Lpar:
                    for c in self.cpus)
 
     def cpu_by_address(self, address: int) -> Cpu | None:
-        return self.cpus[address] if 0 <= address < len(self.cpus) else None
+        return next((cpu for cpu in self.cpus if cpu.address == address), None)
 
     def symbol(self, name: str) -> int | None:
         """Address of a symbol of the loaded program."""
@@ -230,8 +230,16 @@ class Lpar:
             return list(self.cpus)
         target = self.cpu_by_address(cpu)
         if target is None:
-            raise HmcError(f"cannot {operation}: no CPU {cpu} (this LPAR has CPUs 0-{len(self.cpus) - 1})")
+            raise HmcError(f"cannot {operation}: no CPU {cpu} (this LPAR has CPUs "
+                           f"{self.cpu_list()})")
         return [target]
+
+    def cpu_list(self) -> str:
+        """"0-3" for contiguous addresses, else "0, 1, 4, 5"."""
+        addresses = [c.address for c in self.cpus]
+        if addresses == list(range(len(addresses))):
+            return f"0-{len(addresses) - 1}"
+        return ", ".join(map(str, addresses))
 
     def activate(self) -> str:
         """Create storage, CPUs and devices from the profile; every CPU stopped."""
@@ -258,7 +266,7 @@ class Lpar:
         self.dumper = DumperHost(self)
         self._set_exits()
         fields = raw_fields()
-        self.cpus = [Cpu(i, self.uc, fields) for i in range(self.profile.cpus)]
+        self.cpus = [Cpu(address, self.uc, fields) for address in self.profile.addresses]
         for cpu in self.cpus:
             cpu.clear_reset()
         self.devices = devices

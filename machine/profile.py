@@ -69,6 +69,9 @@ class Profile:
     name: str = "default"
     memory: int = 256 * MiB
     cpus: int = 4
+    # CPU addresses, IPL CPU first, ascending; empty: 0 .. cpus-1. Real LPARs can have gaps
+    # (CPUs deconfigured or reserved), which dumpers must step over.
+    cpu_addresses: tuple[int, ...] = ()
     crashkernel: int = 64 * MiB
     workload: int = 20
     kernel_parms: str = ""
@@ -108,6 +111,7 @@ class Profile:
     def _validate(self) -> None:
         if not 1 <= self.cpus <= MAX_CPUS:
             raise ProfileError(f"cpus = {self.cpus}: must be 1 to {MAX_CPUS}")
+        self._validate_cpu_addresses()
         if not MIN_MEMORY <= self.memory <= MAX_MEMORY or self.memory % MiB:
             raise ProfileError(
                 f"memory = {format_size(self.memory)}: must be a whole number of MiB from 64M to 1T"
@@ -138,6 +142,20 @@ class Profile:
             raise ProfileError(f"dump_size = {self.dump_size}: must be whole MiB")
         if len(self.kernel_parms) > 700 or "\0" in self.kernel_parms:
             raise ProfileError("kernel_parms: at most 700 characters, no NUL")
+
+    def _validate_cpu_addresses(self) -> None:
+        addresses = self.cpu_addresses
+        if not addresses:
+            return
+        if (len(addresses) != self.cpus or list(addresses) != sorted(set(addresses))
+                or not all(isinstance(a, int) and 0 <= a < MAX_CPUS for a in addresses)):
+            raise ProfileError(f"cpu_addresses = {list(addresses)}: must be {self.cpus} different "
+                               f"addresses 0 to {MAX_CPUS - 1} in ascending order, one per CPU")
+
+    @property
+    def addresses(self) -> tuple[int, ...]:
+        """The CPU addresses, IPL CPU first."""
+        return tuple(self.cpu_addresses) or tuple(range(self.cpus))
 
     def replace(self, **overrides: Any) -> Profile:
         """A copy with some fields changed (validated; sizes and devnos may be strings)."""
@@ -200,19 +218,21 @@ def _from_mapping(data: dict[str, Any], origin: str, echo: bool = True) -> Profi
         raise ProfileError(f"{origin}: bad value for '{field}' ({_EXPECTED[field]})") from None
 
 
-_ALL_FIELDS = ("memory", "crashkernel", "dump_size", "boot_devno", "dump_devno", "cpus",
-               "workload", "kernel_parms", "kdump_reipl", "kdump", "on_panic", "on_restart",
-               "dump_level", "name")
+_ALL_FIELDS = ("memory", "crashkernel", "dump_size", "boot_devno", "dump_devno", "cpu_addresses", "cpus",
+               "workload", "kernel_parms", "kdump_reipl", "kdump_failure", "kdump", "on_panic",
+               "on_restart", "dump_level", "name")
 _EXPECTED = {
     "memory": "a size of whole MiB from 64M to 1T, like 256M",
     "crashkernel": "a size of whole MiB, at least 16M and at most half of memory, or 0",
     "dump_size": "a size of whole MiB, or 0",
     "boot_devno": "a device number 0000-ffff, not dump_devno",
     "dump_devno": "a device number 0000-ffff, not boot_devno",
-    "cpus": f"a whole number 1 to {MAX_CPUS}", "workload": "a whole number 0 to 90",
+    "cpus": f"a whole number 1 to {MAX_CPUS}",
+    "cpu_addresses": f"a list of CPU addresses 0 to {MAX_CPUS - 1}, ascending, one per CPU", "workload": "a whole number 0 to 90",
     "kernel_parms": "text of at most 700 characters", "kdump": "true or false",
-    "kdump_reipl": "true or false", "on_panic": "'stop' or 'dump'",
-    "on_restart": "'stop' or 'dump'", "dump_level": "0 or 1", "name": "text",
+    "kdump_reipl": "true or false", "kdump_failure": "'reboot', 'halt' or 'dump'",
+    "on_panic": "'stop', 'dump' or 'dump_reipl'",
+    "on_restart": "'stop', 'dump' or 'dump_reipl'", "dump_level": "0 or 1", "name": "text",
 }
 
 
@@ -232,6 +252,12 @@ def _checked_profile(data: dict[str, Any], origin: str) -> Profile:
     for key, kind in _TYPES.items():
         if key in values and not (isinstance(values[key], kind) and not (kind is int and isinstance(values[key], bool))):
             raise ProfileError(f"{origin}: {key} = {values[key]!r}: expected {kind.__name__}")
+    if "cpu_addresses" in values:
+        addresses = values["cpu_addresses"]
+        if not isinstance(addresses, list | tuple) or not all(
+                isinstance(a, int) and not isinstance(a, bool) for a in addresses):
+            raise ProfileError(f"{origin}: cpu_addresses: expected a list of whole numbers")
+        values["cpu_addresses"] = tuple(addresses)
     try:
         return Profile(**values)
     except ProfileError as exc:

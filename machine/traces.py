@@ -61,7 +61,8 @@ def _boot_stage(lpar: Lpar, cpu: Cpu, args: tuple[int, ...]) -> None:
 
 
 def _cpu_online(lpar: Lpar, cpu: Cpu, args: tuple[int, ...]) -> None:
-    lpar.publish(CpuOnlineEvent(t=lpar.clock.now, cpu=args[0], prefix=args[1], stack=args[2]))
+    # The CPU coming online sends it; args[0] is its logical number, not its address.
+    lpar.publish(CpuOnlineEvent(t=lpar.clock.now, cpu=cpu.address, prefix=args[1], stack=args[2]))
 
 
 def _os_info(lpar: Lpar, cpu: Cpu, args: tuple[int, ...]) -> None:

@@ -551,9 +551,10 @@ def _run_break(session: OperatorSession, args: Mapping[str, Any]) -> CommandResu
 
 def _cpu_snapshot(session: OperatorSession, cpu: int, command: str) -> CpuSnapshot:
     """The snapshot of one CPU, or a CommandError naming the CPUs this LPAR has."""
-    cpus = _lpar(session).snapshot().cpus
-    if cpu >= len(cpus):
-        raise CommandError(f"{command}: no CPU {cpu} (this LPAR has CPUs 0-{len(cpus) - 1})")
+    lpar = _lpar(session)
+    cpus = {snapshot.address: snapshot for snapshot in lpar.snapshot().cpus}
+    if cpu not in cpus:
+        raise CommandError(f"{command}: no CPU {cpu} (this LPAR has CPUs {lpar.cpu_list()})")
     return cpus[cpu]
 
 

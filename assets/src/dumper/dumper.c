@@ -167,7 +167,7 @@ static void collect_cpus(void)
 			continue;
 		cc = sigp(cpu, SIGP_STOP_AND_STORE_STATUS, 0, &status);
 		if (cc == SIGP_CC_NOT_OPERATIONAL)
-			break;
+			continue;	/* no CPU at this address: look at every one, gaps and all */
 		if (cc == SIGP_CC_ORDER_CODE_ACCEPTED)
 			keep_status(cpu, (const unsigned char *)LC_FPREGS_SAVE_AREA);
 	}

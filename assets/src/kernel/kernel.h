@@ -54,6 +54,7 @@ extern struct kernel_state kernel;
 extern char command_line[];
 extern unsigned long heartbeat[MAX_CPUS];
 extern unsigned long lowcore_ptr[MAX_CPUS];
+extern unsigned int cpu_address[MAX_CPUS];
 extern volatile unsigned int workload_lock;
 
 /* head.S */

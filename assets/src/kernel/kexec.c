@@ -115,7 +115,7 @@ static void store_other_cpus(unsigned int self)
 
 		if (cpu == self)
 			continue;
-		if (sigp(cpu, SIGP_STORE_STATUS_AT_ADDRESS, lowcore_ptr[cpu] + LC_FPREGS_SAVE_AREA,
+		if (sigp(cpu_address[cpu], SIGP_STORE_STATUS_AT_ADDRESS, lowcore_ptr[cpu] + LC_FPREGS_SAVE_AREA,
 			 &status) == SIGP_CC_ORDER_CODE_ACCEPTED)
 			cpu_table.prefix[cpu_table.count++] = lowcore_ptr[cpu];
 	}
