@@ -243,14 +243,15 @@ class CastRecorder:
         write_atomically(Path(path), "".join(line + "\n" for line in lines))
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, then rename it into place: a reader
-    never sees half a file, and a failure leaves no partial file behind."""
+def write_atomically(path: Path, text: str | bytes) -> None:
+    """Write `text` (or bytes: a GIF) to a temporary file beside `path`, then rename it into
+    place: a reader never sees half a file, and a failure leaves no partial file behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    data = text.encode("utf-8") if isinstance(text, str) else text
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(text)
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
             file.flush()
             os.fsync(file.fileno())
         os.replace(name, path)

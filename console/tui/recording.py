@@ -1,0 +1,186 @@
+"""Recordings of the console itself: asciicast v2 files of what the trainee sees.
+
+`dumplab demo NAME --record FILE.cast` plays the demo headless in the console (as
+`--screenshots` does: no waits, the machine thread held at each stage event until the
+screen has shown it) and records the screen as *rendered frames*: at each caption, command,
+result and stage the whole screen is rendered to ANSI rows (the compositor's full update,
+truecolor: what export_screenshot draws as SVG), and the rows that changed since the
+previous frame are written as one `o` event (console/training/casts.py FrameCast).
+
+Why frames and not the byte stream Textual writes to a terminal: that stream is cut into
+partial updates by Textual's refresh timer, so where one update ends depends on the host's
+speed and two recordings would differ; a frame depends only on what the screen shows.
+
+Times come from the demo's pacing, as in the headless transcript: `caption` after each
+caption, `command` before each command, `line` for each line of Operating System Messages
+a stage brings and of a command's output, and each step's pause. The screen shows no host
+measure or host path in a recording (DemoApp(recording=True)), so two recordings of a demo
+are the same bytes.
+
+`dumplab --record FILE.cast` records a live console session instead: every byte the
+terminal driver writes, on the host's clock with idle gaps capped (`live_recording`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TextIO
+
+from rich.console import Console
+
+from console.training.casts import FrameCast, LiveCast, cast_to_gif, write_output
+from console.training.demos import EXIT_FAILED, Demo, DemoStep
+from console.tui.demo import DemoApp, DemoDirector, play_while_alive, report, workdir_for
+from machine.events import Event
+
+
+def screen_lines(app: Any) -> list[str]:
+    """The app's screen as it is now, one ANSI string per row."""
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True,
+                      color_system="truecolor", legacy_windows=False, safe_box=False)
+    update = app.screen._compositor.render_update(
+        full=True, screen_stack=app._background_screens, simplify=True)
+    return ["".join(strip.render(console) for strip in line) for line in update.strips]
+
+
+def console_lines(events: tuple[Event, ...]) -> int:
+    """How many lines of Operating System Messages a batch of events brings."""
+    return sum(len(str(getattr(event, "text", "")).rstrip("\n").splitlines() or [""])
+               for event in events if event.kind == "console")
+
+
+def stage_marker(event: Event) -> str:
+    """`stage checks: failed (purgatory checksum failed)`, as the transcript names it."""
+    label = f"stage {getattr(event, 'stage', '')}: {getattr(event, 'status', '')}"
+    detail = getattr(event, "detail", "")
+    return f"{label} ({detail})" if detail else label
+
+
+class DemoFilm:
+    """What the demo director shows while it plays (console/tui/demo.py), as frames and
+    markers on the demo's virtual clock."""
+
+    def __init__(self, demo: Demo, app: Any, settle: Callable[[], Awaitable[None]],
+                 size: tuple[int, int]) -> None:
+        self.demo = demo
+        self.app = app
+        self.settle = settle
+        self.cast = FrameCast(size[0], size[1], demo.title)
+
+    async def shoot(self) -> None:
+        await self.settle()
+        self.cast.frame(screen_lines(self.app))
+
+    async def step(self, number: int, step: DemoStep) -> None:
+        first = step.caption.splitlines()[0] if step.caption else ""
+        self.cast.marker(f"step {number}/{len(self.demo.steps)}: {first}")
+        await self.shoot()
+
+    async def command(self, line: str) -> None:
+        await self.shoot()
+
+    async def result(self, message: str) -> None:
+        self.cast.advance(self.demo.pacing["line"] * max(1, len(message.splitlines())))
+        await self.shoot()
+
+    async def stage(self, events: tuple[Event, ...]) -> None:
+        self.cast.advance(self.demo.pacing["line"] * max(1, console_lines(events)))
+        self.cast.marker(stage_marker(events[-1]))
+        await self.shoot()
+
+    def wait(self, seconds: float) -> None:
+        self.cast.advance(seconds)
+
+
+async def film_demo(demo: Demo, workdir: Path,
+                    size: tuple[int, int]) -> tuple[DemoDirector, DemoFilm]:
+    """Play `demo` headless in the console at `size`, without waits, filming it."""
+    app = DemoApp(demo, workdir, pace=0.0, autoplay=False, screenshots=True, recording=True)
+    async with app.run_test(size=size) as pilot:
+        async def settle() -> None:
+            await pilot.pause()
+            await pilot.pause()  # a tab switch lays out in a second round
+
+        film = DemoFilm(demo, app, settle, size)
+        director = app.director
+        director.film = film
+        await director.prepare()
+        assert app.gate is not None
+        director.attach_gate(app.gate)
+        try:
+            await film.shoot()  # the console before the first step
+            if await play_while_alive(app, director):
+                await film.shoot()  # the end: the bar says how it ended
+        finally:
+            app.gate.release()
+    return director, film
+
+
+def record_demo_cast(demo: Demo, cast: Path, workdir: Path | None = None, *,
+                     size: tuple[int, int] | None = None, gif: Path | None = None,
+                     out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """`dumplab demo NAME --record FILE.cast [--gif FILE.gif]`: film the demo in the
+    console; 0 if every command succeeded, 1 otherwise (the cast is written either way)."""
+    out, err = out or sys.stdout, err or sys.stderr
+    size = size or (demo.width, demo.height)
+    with workdir_for(workdir) as work:
+        director, film = asyncio.run(film_demo(demo, work, size))
+    try:
+        write_output(cast, film.cast.text())
+    except OSError as error:
+        err.write(f"dumplab demo: cannot write {cast}: {error.strerror or error}\n")
+        return EXIT_FAILED
+    out.write(f"Recorded {cast}: the console at {size[0]}x{size[1]}, {film.cast.frames} "
+              f"frames, {film.cast.clock:.0f} s\n")
+    if gif is not None:
+        try:
+            cast_to_gif(cast, gif)
+        except (RuntimeError, OSError) as error:
+            err.write(f"dumplab demo: {error}\n")
+            return EXIT_FAILED
+        out.write(f"Rendered {gif}\n")
+    report(director, err)
+    return director.exit_status
+
+
+# --------------------------------------------------------------------------------------------
+# A live console session
+
+
+def recording_driver(base: type, cast: LiveCast) -> type:
+    """A subclass of the terminal driver `base` that also gives every write to `cast`."""
+
+    class RecordingDriver(base):  # type: ignore[misc, valid-type]
+        def write(self, data: str) -> None:
+            cast.output(data)
+            super().write(data)
+
+        def start_application_mode(self) -> None:
+            size = getattr(self, "_get_terminal_size", None)
+            if callable(size):
+                cast.size = tuple(size())  # type: ignore[assignment]
+            super().start_application_mode()
+
+    RecordingDriver.__name__ = f"Recording{base.__name__}"
+    return RecordingDriver
+
+
+@contextmanager
+def live_recording(app: Any, path: Path | None, idle_limit: float) -> Iterator[LiveCast | None]:
+    """Record the console `app` while it runs (nothing when `path` is None); the file is
+    written when it ends, even after an error."""
+    if path is None:
+        yield None
+        return
+    cast = LiveCast(idle_limit)
+    app.driver_class = recording_driver(app.driver_class, cast)
+    try:
+        yield cast
+    finally:
+        write_output(path, cast.text(f"{app.TITLE}: a console session"))
