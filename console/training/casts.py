@@ -11,6 +11,7 @@ every recording and GIF is written through, and agg for GIFs (`dumplab demo --gi
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -21,8 +22,9 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
+from console.control.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 from console.training.demos import write_atomically
 from machine.clock import ACTIVATION_TIME
 
@@ -165,8 +167,14 @@ def check_target(path: Path, force: bool) -> str | None:
     folder = path.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        return f"cannot write {path}: {folder} is not a writable directory"
+    if not folder.is_dir():
+        return f"cannot write {path}: {folder} is not a directory"
+    try:  # os.access says yes to root everywhere; creating a file is the real test
+        fd, probe = tempfile.mkstemp(prefix=".dumplab-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as error:
+        return f"cannot write {path}: {error.strerror or error}"
     return None
 
 
@@ -208,3 +216,82 @@ def cast_to_gif(cast: Path, gif: Path, *, idle_limit: float = 5.0) -> None:
             reason = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
             raise RuntimeError(f"agg failed on {cast}: {reason}")
         write_output(gif, out.read_bytes())
+
+
+# --------------------------------------------------------------------------------------------
+# `dumplab cast2gif IN.cast OUT.gif`
+
+
+def add_cast2gif_parser(subcommands: Any) -> argparse.ArgumentParser:
+    parser = subcommands.add_parser(
+        "cast2gif", help="render an asciicast recording as a GIF",
+        description="Render an asciicast v2 recording (`dumplab --record`, `dumplab demo "
+                    "--record`) as a GIF with agg, in the console's colours and at "
+                    f"{AGG_FONT_SIZE} px (agg comes with the [media] extra: pip install "
+                    "'dumplab[media]').")
+    parser.add_argument("input", type=Path, metavar="IN.cast", help="the recording")
+    parser.add_argument("output", type=Path, metavar="OUT.gif", help="the GIF to write")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing GIF")
+    return parser
+
+
+def read_cast_header(path: Path) -> dict[str, Any]:
+    """The header of an asciicast v2 file; ValueError says what is wrong with it."""
+    try:
+        with Path(path).open(encoding="utf-8") as file:
+            first = file.readline()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"cannot read {path}: {getattr(error, 'strerror', None) or error}") \
+            from None
+    try:
+        header = json.loads(first)
+    except json.JSONDecodeError:
+        header = None
+    if not isinstance(header, dict) or header.get("version") != 2:
+        raise ValueError(f"{path} is not an asciicast v2 recording (its first line is not a "
+                         "version 2 header)")
+    return header
+
+
+def cast2gif_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """0 when the GIF is written; 2 for a bad input or target; 1 when agg is missing or
+    fails."""
+    try:
+        header = read_cast_header(args.input)
+    except ValueError as error:
+        err.write(f"dumplab cast2gif: {error}\n")
+        return EXIT_USAGE
+    refused = check_target(args.output, args.force)
+    if refused is not None:
+        err.write(f"dumplab cast2gif: {refused}\n")
+        return EXIT_USAGE
+    try:
+        cast_to_gif(args.input, args.output,
+                    idle_limit=float(header.get("idle_time_limit") or 5.0))
+    except (RuntimeError, OSError) as error:
+        err.write(f"dumplab cast2gif: {error}\n")
+        return EXIT_FAILED
+    out.write(f"Rendered {args.output}\n")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------
+# `dumplab --record FILE.cast`: the checks before the console opens
+
+
+def live_targets(cast: Path | None, journal: Path | None, idle_limit: float,
+                 force: bool) -> Path | None:
+    """The journal a live recording writes (--journal, else FILE.jsonl beside the cast),
+    after checking the options; UsageError (one line, exit 2) for a bad one."""
+    if cast is None:
+        return journal
+    if not idle_limit > 0:
+        raise UsageError(f"--idle-limit must be a positive number of seconds, not {idle_limit}")
+    journal = journal or Path(cast).with_suffix(".jsonl")
+    for target in (cast, journal):
+        refused = check_target(target, force)
+        if refused is not None:
+            raise UsageError(refused)
+    if Path(cast).resolve() == Path(journal).resolve():
+        raise UsageError(f"the recording and the journal would both be {cast}")
+    return journal

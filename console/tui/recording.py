@@ -180,7 +180,13 @@ def live_recording(app: Any, path: Path | None, idle_limit: float) -> Iterator[L
         return
     cast = LiveCast(idle_limit)
     app.driver_class = recording_driver(app.driver_class, cast)
+
+    def mark(event: Event) -> None:  # in the machine thread: LiveCast takes a lock
+        if event.kind == "stage":
+            cast.marker(stage_marker(event))
+    unsubscribe = app.session.bus.subscribe(mark)
     try:
         yield cast
     finally:
+        unsubscribe()
         write_output(path, cast.text(f"{app.TITLE}: a console session"))
