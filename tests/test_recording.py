@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import io
+import itertools
 import json
 import os
 import re
@@ -166,7 +167,15 @@ def gif_frames(data: bytes) -> int:
     return data.count(b"\x21\xf9\x04")  # a Graphic Control Extension precedes each frame
 
 
+def monospace_fonts() -> bool:
+    """Whether agg can find a font (it needs a monospace one, e.g. fonts-dejavu-core)."""
+    return any(any(Path(folder).rglob("*Mono*.[ot]tf"))
+               for folder in ("/usr/share/fonts", "/usr/local/share/fonts") if Path(folder).is_dir())
+
+
 @pytest.mark.skipif(casts.agg_binary() is None, reason="agg ([media] extra) not installed")
+@pytest.mark.skipif(not monospace_fonts(), reason="no monospace font for agg "
+                                                  "(apt-get install fonts-dejavu-core)")
 def test_cast2gif_renders_the_film(overview: tuple[Path, Path], tmp_path: Path,
                                    capsys) -> None:
     gif = tmp_path / "overview.gif"
@@ -218,13 +227,13 @@ def test_without_agg_a_gif_is_refused_with_the_extra_to_install(tmp_path: Path, 
     (["--record", "{tmp}/new.cast", "--idle-limit", "0"],
      "dumplab (console): error: --idle-limit must be a positive number of seconds, not 0.0"),
     (["--record", "{tmp}/new.jsonl"],
-     "dumplab (console): error: the recording and the journal would both be "
-     "{tmp}/new.jsonl"),
+     ("dumplab (console): error: the recording and the journal would both be "
+      "{tmp}/new.jsonl")),
     (["--record", "{tmp}/new.cast", "--journal", "{tmp}/exists.cast"],
      "dumplab (console): error: {tmp}/exists.cast exists (--force overwrites it)"),
     (["cast2gif", "{tmp}/file", "{tmp}/a.gif"],
-     "dumplab cast2gif: {tmp}/file is not an asciicast v2 recording (its first line is not "
-     "a version 2 header)"),
+     ("dumplab cast2gif: {tmp}/file is not an asciicast v2 recording (its first line is not "
+      "a version 2 header)")),
 ])
 def test_bad_recording_options_are_refused_in_one_line(tmp_path: Path, capsys, argv: list[str],
                                                        message: str) -> None:
@@ -296,7 +305,7 @@ def test_a_live_session_is_recorded_with_host_times_capped_and_a_journal_that_re
     assert (header["width"], header["height"]) == (100, 30)
     assert header["idle_time_limit"] == 0.5
     times = [event[0] for event in events]
-    assert all(later - earlier <= 0.5 + 1e-6 for earlier, later in zip(times, times[1:]))
+    assert all(later - earlier <= 0.5 + 1e-6 for earlier, later in itertools.pairwise(times))
     assert header["duration"] <= 0.5 * len(events)
     shown = ESCAPE.sub("", "".join(data for _, code, data in events if code == "o"))
     assert "DumpLab HMC" in shown and "LPAR DUMPLAB1" in shown

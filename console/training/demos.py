@@ -3,10 +3,11 @@
 A demo file (assets/demos/NAME.toml) has a title, optional profile overrides, optional
 terminal size and pacing, and steps of {caption, commands, pause}. `dumplab demo NAME
 --headless` plays it in the terminal, printing captions, commands, acknowledgements and the
-Operating System Messages; `--record FILE.cast` writes the same text as an asciicast v2
-recording, with an "m" marker at each demo step and each workflow stage event. Without
---headless the demo plays in the console, and --screenshots DIR writes an SVG of the console
-at each stage (console/tui/demo.py, through console.tui.app).
+Operating System Messages; `--headless --record FILE.cast` writes that transcript as an
+asciicast v2 recording, with an "m" marker at each demo step and each workflow stage event.
+Without --headless the demo plays in the console; `--record FILE.cast` films the console
+instead (console/tui/recording.py), --gif renders a GIF (console/training/casts.py), and
+--screenshots DIR writes an SVG of the console at each stage (console/tui/demo.py).
 
 Times in a recording come from the demo's pacing (seconds per output line, per command, per
 caption, and each step's pause), never from the host clock, and the header's timestamp is the
