@@ -30,9 +30,13 @@ from test_demos import BY_NAME, check_asciicast_v2
 from console.cli import main
 from console.training import casts
 from console.training.casts import AGG_FONT_SIZE, AGG_LINE_HEIGHT, FrameCast, LiveCast
+from console.tui.demo import machine_only
 from console.tui.recording import record_demo_cast
-from console.tui.widgets.workflow.model import Timeline
+from console.tui.widgets.hmc.hardware import event_lines
+from console.tui.widgets.workflow.model import Timeline, dump_record
+from console.tui.widgets.workflow.progress import chart
 from console.tui.widgets.workflow.timeline import MARKS
+from machine.events import DumpWrittenEvent
 
 ROOT = Path(__file__).resolve().parent.parent
 ROW = re.compile(r"\x1b\[(\d+);1H")
@@ -146,6 +150,21 @@ def test_the_film_shows_no_host_path_or_host_measure(overview: tuple[Path, Path]
     assert str(workdir) not in text and "$WORKDIR/dumps/" in text
     assert "Dumps of this run (size)" in text and "took to write" not in text
     assert list(cast.parent.glob(".*partial")) == []
+
+
+def test_a_recordings_events_lose_the_host_path_and_the_host_write_time(tmp_path: Path) -> None:
+    written = DumpWrittenEvent(t=5, cpu=0, path=str(tmp_path / "dumps" / "vmcore-1"),
+                               format="elf", bytes=2 * 2**20, seconds=0.123)
+    shown = machine_only(written, tmp_path)
+    assert (shown.path, shown.seconds, shown.bytes) == ("$WORKDIR/dumps/vmcore-1", None,
+                                                        2 * 2**20)
+    assert machine_only(written, tmp_path / "elsewhere").path == written.path
+    assert event_lines(shown, None) == [
+        ("Dump written: $WORKDIR/dumps/vmcore-1 (elf, 2.0 MiB)", "ok")]
+    assert event_lines(written, None)[0][0].endswith("(elf, 2.0 MiB, 0.123 s)")
+    untimed = chart([dump_record(shown)]).plain
+    assert untimed.startswith("Dumps of this run (size)\n") and " time " not in untimed
+    assert " time " in chart([dump_record(written)]).plain
 
 
 def test_frames_write_only_the_rows_that_changed() -> None:
