@@ -334,3 +334,53 @@ def test_a_live_session_is_recorded_with_host_times_capped_and_a_journal_that_re
     assert [r["command"] for r in records if r.get("kind") == "command"] == ["activate"]
     status, out, _ = run(capsys, "replay", journal)
     assert status == 0 and out.startswith("replay identical")
+
+
+# --------------------------------------------------------------------------------------------
+# Which recording the options ask for
+
+
+class FakeConsole:
+    """Stands in for the console (cli._DemoInConsole): says what it was asked to do."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[object, ...]] = []
+
+    def play(self, demo, workdir):  # type: ignore[no-untyped-def]
+        self.calls.append(("play", demo.name))
+        return 0
+
+    def screenshots(self, demo, directory, workdir):  # type: ignore[no-untyped-def]
+        self.calls.append(("screenshots", demo.name))
+        return 0
+
+    def record(self, demo, cast, workdir, size, gif):  # type: ignore[no-untyped-def]
+        self.calls.append(("record", demo.name, cast.name, cast.parent.exists(), size, gif))
+        return 0
+
+
+@pytest.mark.parametrize("options, expected", [
+    ([], ("play", "overview")),
+    (["--record", "{tmp}/o.cast"], ("record", "overview", "o.cast", True, (110, 32), None)),
+    (["--record", "{tmp}/o.cast", "--size", "80x24", "--gif", "{tmp}/o.gif"],
+     ("record", "overview", "o.cast", True, (80, 24), "{tmp}/o.gif")),
+    # --gif alone: the cast is a temporary file, there while the console records it.
+    (["--gif", "{tmp}/o.gif"], ("record", "overview", "overview.cast", True, (110, 32),
+                                "{tmp}/o.gif")),
+    (["--record", "{tmp}/exists.cast", "--force"],
+     ("record", "overview", "exists.cast", True, (110, 32), None)),
+])
+def test_the_options_choose_the_recording(tmp_path: Path, options: list[str],
+                                          expected: tuple[object, ...]) -> None:
+    from console.cli import build_parser
+    from console.training.demos import demo_command
+
+    (tmp_path / "exists.cast").write_text("old")
+    args = build_parser().parse_args(["demo", "overview",
+                                      *(option.format(tmp=tmp_path) for option in options)])
+    console = FakeConsole()
+    assert demo_command(args, io.StringIO(), io.StringIO(), console=console) == 0
+    gif = expected[-1]
+    if expected[0] == "record" and isinstance(gif, str):
+        expected = (*expected[:-1], Path(gif.format(tmp=tmp_path)))
+    assert console.calls == [expected]
