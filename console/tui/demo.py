@@ -52,7 +52,7 @@ from console.training.demos import (
     write_atomically,
 )
 from console.tui.app import DumpLabApp, help_markdown
-from console.tui.bridge import CommandDone, EventsArrived
+from console.tui.bridge import CommandDone, EventsArrived, FrameReady
 from console.tui.screens.dialogs import HelpScreen
 from console.tui.terminal import NO_TERMINAL, needs_terminal
 from console.tui.widgets.workflow.pane import WorkflowPane
@@ -291,13 +291,14 @@ class DemoDirector:
         self.shown.append(Shown("command", line))
         self._doing = f"HMC> {line}"
         self._draw()
-        if self.film is not None:
-            await self.film.command(line)
+        frames = self.app.frames_seen
         if labtools.tool_word(line):
             self._expected = 0
             self.app.runner.call(self._tool_in_machine_thread(line))
         else:
             self._expected = self.app.submit(line, "demo")
+        if self.film is not None:  # an operator command: the machine says "busy" first
+            await self.film.command(line, None if labtools.tool_word(line) else frames)
         outcome = await self._next_outcome()
         self._expected = None
         result = outcome.result
@@ -306,8 +307,9 @@ class DemoDirector:
         self.shown.append(Shown("result", result.message.partition("\n")[0]))
         if result.ok and "\n" in result.message:  # its output is in the Hardware Messages
             self._show_tab("tab-hardware")
-        if self.film is not None:
-            await self.film.result(result.message)
+        if self.film is not None:  # after an operator command, the frame that follows it
+            await self.film.result(result.message, None if labtools.tool_word(line)
+                                   else self.app.frames_at_outcome)
         return result
 
     def _tool_in_machine_thread(self, line: str) -> Callable[[Session], None]:
@@ -462,6 +464,10 @@ class DemoApp(DumpLabApp):
         self.recording = recording
         if recording:
             self.animation_level = "none"
+        # The machine thread's frames (the status line) seen so far, and how many there were
+        # when the last command's outcome came: a recording waits for the frame that follows.
+        self.frames_seen = 0
+        self.frames_at_outcome = 0
         # The lab commands read which dumps this session wrote from its events.
         self.event_log = EventLog(self.session.bus)
         self.gate = StageGate() if screenshots else None
@@ -515,8 +521,13 @@ class DemoApp(DumpLabApp):
         if stages:  # after DumpLabApp has fed them to the screen
             self.call_later(self.director.stages_seen, stages)
 
+    @on(FrameReady)
+    def _demo_frame(self, message: FrameReady) -> None:
+        self.frames_seen += 1
+
     @on(CommandDone)
     def _demo_outcome(self, message: CommandDone) -> None:
+        self.frames_at_outcome = self.frames_seen
         if self.gate is not None:  # a command's last events come before its acknowledgement
             self.feed(self.gate.take())
         self.director.outcome_arrived(message.outcome)

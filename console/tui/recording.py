@@ -38,6 +38,9 @@ from console.training.demos import EXIT_FAILED, Demo, DemoStep
 from console.tui.demo import DemoApp, DemoDirector, play_while_alive, report, workdir_for
 from machine.events import Event
 
+FRAME_WAIT_S = 10.0  # the longest wait for a frame of the machine thread
+FRAME_POLL_S = 0.005
+
 
 def screen_lines(app: Any) -> list[str]:
     """The app's screen as it is now, one ANSI string per row."""
@@ -82,11 +85,23 @@ class DemoFilm:
         self.cast.marker(f"step {number}/{len(self.demo.steps)}: {first}")
         await self.shoot()
 
-    async def command(self, line: str) -> None:
+    async def frame_after(self, count: int | None) -> None:
+        """Wait until the console has more than `count` frames of the machine thread (the
+        one it sends as a command starts, or after its outcome), so that the status line
+        in the picture does not depend on the host's speed. Never waits for ever."""
+        if count is None:
+            return
+        deadline = asyncio.get_running_loop().time() + FRAME_WAIT_S
+        while self.app.frames_seen <= count and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(FRAME_POLL_S)
+
+    async def command(self, line: str, frames: int | None) -> None:
+        await self.frame_after(frames)
         await self.shoot()
 
-    async def result(self, message: str) -> None:
+    async def result(self, message: str, frames: int | None) -> None:
         self.cast.advance(self.demo.pacing["line"] * max(1, len(message.splitlines())))
+        await self.frame_after(frames)
         await self.shoot()
 
     async def stage(self, events: tuple[Event, ...]) -> None:
@@ -114,6 +129,7 @@ async def film_demo(demo: Demo, workdir: Path,
         assert app.gate is not None
         director.attach_gate(app.gate)
         try:
+            await film.frame_after(0)  # the machine thread's first frame
             await film.shoot()  # the console before the first step
             if await play_while_alive(app, director):
                 await film.shoot()  # the end: the bar says how it ended
