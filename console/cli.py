@@ -169,8 +169,8 @@ def console_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     app = DumpLabApp(args.console_workdir, profile=args.console_profile, overrides=overrides,
                      speed="free" if args.console_free_running else "real")
-    with recording(app.session, journal, created_by=f"{dumplab_version()} console"), \
-            live_recording(app, args.console_record, args.console_idle_limit):
+    with live_recording(app, args.console_record, args.console_idle_limit), \
+            recording(app.session, journal, created_by=f"{dumplab_version()} console"):
         app.run()
     return EXIT_OK
 

@@ -283,13 +283,15 @@ def test_idle_gaps_are_capped_at_the_idle_limit() -> None:
 
 
 def drive_in_a_terminal(argv: list[str], keys: list[bytes], size: tuple[int, int],
-                        settle: float = 4.0) -> int | None:
-    """Run `argv` on a pseudo-terminal of `size`, type `keys` a second apart; its status."""
+                        settle: float = 4.0, stderr: Path | None = None) -> int | None:
+    """Run `argv` on a pseudo-terminal of `size`, type `keys` a second apart; its status.
+    Its standard error goes to the file `stderr` (default: nowhere)."""
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[1], size[0], 0, 0))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=subprocess.DEVNULL,
-                               cwd=ROOT, env=env, start_new_session=True)
+    with open(stderr or os.devnull, "wb") as errors:
+        process = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=errors, cwd=ROOT,
+                                   env=env, start_new_session=True)
     os.close(slave)
 
     def drain(seconds: float) -> None:
@@ -384,3 +386,14 @@ def test_the_options_choose_the_recording(tmp_path: Path, options: list[str],
     if expected[0] == "record" and isinstance(gif, str):
         expected = (*expected[:-1], Path(gif.format(tmp=tmp_path)))
     assert console.calls == [expected]
+
+
+def test_a_live_recording_in_a_terminal_below_the_minimum_is_refused(tmp_path: Path) -> None:
+    cast = tmp_path / "small.cast"
+    argv = [sys.executable, "-m", "console.cli", "--record", str(cast), "--workdir",
+            str(tmp_path / "work")]
+    assert drive_in_a_terminal(argv, [], (79, 30), settle=1.0, stderr=tmp_path / "err") == 2
+    assert (tmp_path / "err").read_text() == (
+        "dumplab (console): error: a recording of 79x30 is smaller than the console's minimum "
+        "80x24: make the terminal bigger\n")
+    assert not cast.exists() and not cast.with_suffix(".jsonl").exists()

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -33,7 +34,15 @@ from typing import Any, TextIO
 
 from rich.console import Console
 
-from console.training.casts import FrameCast, LiveCast, cast_to_gif, write_output
+from console.control.exits import UsageError
+from console.training.casts import (
+    MIN_SIZE,
+    FrameCast,
+    LiveCast,
+    cast_to_gif,
+    check_size,
+    write_output,
+)
 from console.training.demos import EXIT_FAILED, Demo, DemoStep
 from console.tui.demo import DemoApp, DemoDirector, play_while_alive, report, workdir_for
 from machine.events import Event
@@ -187,6 +196,15 @@ def recording_driver(base: type, cast: LiveCast) -> type:
     return RecordingDriver
 
 
+def terminal_size() -> tuple[int, int]:
+    """The terminal's columns and rows (what the console will fill)."""
+    try:
+        size = os.get_terminal_size(sys.__stdout__.fileno())  # type: ignore[union-attr]
+    except (OSError, AttributeError, ValueError):
+        return MIN_SIZE
+    return size.columns, size.lines
+
+
 @contextmanager
 def live_recording(app: Any, path: Path | None, idle_limit: float) -> Iterator[LiveCast | None]:
     """Record the console `app` while it runs (nothing when `path` is None); the file is
@@ -194,6 +212,9 @@ def live_recording(app: Any, path: Path | None, idle_limit: float) -> Iterator[L
     if path is None:
         yield None
         return
+    refused = check_size(*terminal_size())
+    if refused is not None:
+        raise UsageError(f"{refused}: make the terminal bigger")
     cast = LiveCast(idle_limit)
     app.driver_class = recording_driver(app.driver_class, cast)
 
