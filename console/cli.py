@@ -304,8 +304,8 @@ class _DemoInConsole:
 
         return record_demo_screenshots(demo, directory, workdir)
 
-    def record(self, demo: Demo, cast: Path, workdir: Path | None, size: tuple[int, int],
-               gif: Path | None) -> int:
+    def record(self, demo: Demo, cast: Path | None, workdir: Path | None,
+               size: tuple[int, int], gif: Path | None) -> int:
         from console.tui.recording import record_demo_cast
 
         return record_demo_cast(demo, cast, workdir, size=size, gif=gif)

@@ -407,9 +407,10 @@ class DemoConsole(Protocol):
     def screenshots(self, demo: Demo, directory: Path, workdir: Path | None) -> int:
         """Play `demo` off screen and write an SVG at each stage into `directory`."""
 
-    def record(self, demo: Demo, cast: Path, workdir: Path | None, size: tuple[int, int],
-               gif: Path | None) -> int:
-        """Play `demo` off screen and record the console to `cast` (and `gif`)."""
+    def record(self, demo: Demo, cast: Path | None, workdir: Path | None,
+               size: tuple[int, int], gif: Path | None) -> int:
+        """Play `demo` off screen and record the console to `cast` (None: a temporary
+        file) and render it to `gif`."""
 
 
 def _play(demo: Demo, args: argparse.Namespace, workdir: Path, out: TextIO,
@@ -436,13 +437,9 @@ def _refusal(demo: Demo, args: argparse.Namespace) -> str | None:
 
 
 def _record_in_console(demo: Demo, args: argparse.Namespace, console: DemoConsole) -> int:
-    """The console's recording; with --gif alone the cast is a temporary file."""
-    size = args.size or (demo.width, demo.height)
-    if args.record is not None:
-        return console.record(demo, args.record, args.workdir, size, args.gif)
-    with tempfile.TemporaryDirectory(prefix="dumplab-cast-") as temporary:
-        return console.record(demo, Path(temporary) / f"{demo.name}.cast", args.workdir, size,
-                              args.gif)
+    """The console's recording (with --gif alone, to a temporary cast)."""
+    return console.record(demo, args.record, args.workdir, args.size or (demo.width,
+                                                                          demo.height), args.gif)
 
 
 def _headless(demo: Demo, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

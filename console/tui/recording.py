@@ -27,6 +27,7 @@ import asyncio
 import io
 import os
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -147,29 +148,31 @@ async def film_demo(demo: Demo, workdir: Path,
     return director, film
 
 
-def record_demo_cast(demo: Demo, cast: Path, workdir: Path | None = None, *,
+def record_demo_cast(demo: Demo, cast: Path | None, workdir: Path | None = None, *,
                      size: tuple[int, int] | None = None, gif: Path | None = None,
                      out: TextIO | None = None, err: TextIO | None = None) -> int:
-    """`dumplab demo NAME --record FILE.cast [--gif FILE.gif]`: film the demo in the
-    console; 0 if every command succeeded, 1 otherwise (the cast is written either way)."""
+    """`dumplab demo NAME [--record FILE.cast] [--gif FILE.gif]`: film the demo in the
+    console (to a temporary cast when `cast` is None); 0 if every command succeeded, 1
+    otherwise (the files are written either way)."""
     out, err = out or sys.stdout, err or sys.stderr
     size = size or (demo.width, demo.height)
     with workdir_for(workdir) as work:
         director, film = asyncio.run(film_demo(demo, work, size))
-    try:
-        write_output(cast, film.cast.text())
-    except OSError as error:
-        err.write(f"dumplab demo: cannot write {cast}: {error.strerror or error}\n")
-        return EXIT_FAILED
-    out.write(f"Recorded {cast}: the console at {size[0]}x{size[1]}, {film.cast.frames} "
-              f"frames, {film.cast.clock:.0f} s\n")
-    if gif is not None:
+    with tempfile.TemporaryDirectory(prefix="dumplab-cast-") as temporary:
+        target = cast or Path(temporary) / f"{demo.name}.cast"
         try:
-            cast_to_gif(cast, gif)
+            write_output(target, film.cast.text())
+            if gif is not None:
+                cast_to_gif(target, gif)
         except (RuntimeError, OSError) as error:
-            err.write(f"dumplab demo: {error}\n")
+            err.write(f"dumplab demo: {getattr(error, 'strerror', None) or error}\n")
             return EXIT_FAILED
-        out.write(f"Rendered {gif}\n")
+    what = f"the console at {size[0]}x{size[1]}, {film.cast.frames} frames, " \
+           f"{film.cast.clock:.0f} s"
+    if cast is not None:
+        out.write(f"Recorded {cast}: {what}\n")
+    if gif is not None:
+        out.write(f"Rendered {gif}: {what}\n")
     report(director, err)
     return director.exit_status
 
