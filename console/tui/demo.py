@@ -39,7 +39,7 @@ from textual.widgets import Static
 
 from console.control.commands import CommandResult
 from console.control.journal import HOST_FIELDS, WORKDIR_TOKEN
-from console.control.runner import Outcome
+from console.control.runner import Frame, Outcome
 from console.control.session import Session
 from console.training import labtools
 from console.training.demos import (
@@ -291,25 +291,24 @@ class DemoDirector:
         self.shown.append(Shown("command", line))
         self._doing = f"HMC> {line}"
         self._draw()
-        frames = self.app.frames_seen
-        if labtools.tool_word(line):
+        operator = not labtools.tool_word(line)
+        if not operator:
             self._expected = 0
             self.app.runner.call(self._tool_in_machine_thread(line))
         else:
             self._expected = self.app.submit(line, "demo")
-        if self.film is not None:  # an operator command: the machine says "busy" first
-            await self.film.command(line, None if labtools.tool_word(line) else frames)
+        if self.film is not None:
+            await self.film.command(line, operator)
         outcome = await self._next_outcome()
         self._expected = None
         result = outcome.result
-        if labtools.tool_word(line):
+        if labtools.tool_word(line) or self.app.recording:
             self.app.guarded(self.app.main.show_outcome, outcome)
         self.shown.append(Shown("result", result.message.partition("\n")[0]))
         if result.ok and "\n" in result.message:  # its output is in the Hardware Messages
             self._show_tab("tab-hardware")
-        if self.film is not None:  # after an operator command, the frame that follows it
-            await self.film.result(result.message, None if labtools.tool_word(line)
-                                   else self.app.frames_at_outcome)
+        if self.film is not None:
+            await self.film.result(result.message, operator)
         return result
 
     def _tool_in_machine_thread(self, line: str) -> Callable[[Session], None]:
@@ -464,10 +463,11 @@ class DemoApp(DumpLabApp):
         self.recording = recording
         if recording:
             self.animation_level = "none"
-        # The machine thread's frames (the status line) seen so far, and how many there were
-        # when the last command's outcome came: a recording waits for the frame that follows.
-        self.frames_seen = 0
-        self.frames_at_outcome = 0
+        # In a recording the machine thread's frames (the status line) wait here until the
+        # film shows the one that belongs to its picture (console/tui/recording.py), with
+        # how many came after the last command's outcome.
+        self.held_frames: list[Frame] = []
+        self.frames_since_outcome = 0
         # The lab commands read which dumps this session wrote from its events.
         self.event_log = EventLog(self.session.bus)
         self.gate = StageGate() if screenshots else None
@@ -523,11 +523,20 @@ class DemoApp(DumpLabApp):
 
     @on(FrameReady)
     def _demo_frame(self, message: FrameReady) -> None:
-        self.frames_seen += 1
+        if self.recording:
+            message.prevent_default()
+            self.held_frames.append(message.frame)
+            self.frames_since_outcome += 1
+
+    def show_frame(self, frame: Frame) -> None:
+        """Draw a frame of the machine thread that a recording held back."""
+        self.guarded(self.main.show_frame, frame)
 
     @on(CommandDone)
     def _demo_outcome(self, message: CommandDone) -> None:
-        self.frames_at_outcome = self.frames_seen
+        self.frames_since_outcome = 0
+        if self.recording:  # the director shows it, when the film is ready for it
+            message.prevent_default()
         if self.gate is not None:  # a command's last events come before its acknowledgement
             self.feed(self.gate.take())
         self.director.outcome_arrived(message.outcome)

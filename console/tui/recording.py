@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import os
 import sys
 import tempfile
@@ -47,6 +48,8 @@ from console.training.casts import (
 from console.training.demos import EXIT_FAILED, Demo, DemoStep
 from console.tui.demo import DemoApp, DemoDirector, play_while_alive, report, workdir_for
 from machine.events import Event
+
+log = logging.getLogger("dumplab.console")
 
 FRAME_WAIT_S = 10.0  # the longest wait for a frame of the machine thread
 FRAME_POLL_S = 0.005
@@ -95,23 +98,33 @@ class DemoFilm:
         self.cast.marker(f"step {number}/{len(self.demo.steps)}: {first}")
         await self.shoot()
 
-    async def frame_after(self, count: int | None) -> None:
-        """Wait until the console has more than `count` frames of the machine thread (the
-        one it sends as a command starts, or after its outcome), so that the status line
-        in the picture does not depend on the host's speed. Never waits for ever."""
-        if count is None:
-            return
-        deadline = asyncio.get_running_loop().time() + FRAME_WAIT_S
-        while self.app.frames_seen <= count and asyncio.get_running_loop().time() < deadline:
+    async def show_frame(self, ready: Callable[[], bool] = lambda: True) -> None:
+        """Show the newest of the machine thread's frames (the status line: state, CPUs)
+        held back in a recording (DemoApp.held_frames), once `ready` says the one this
+        picture needs has come (waiting never for ever). A frame is drawn only here, so
+        what a picture shows never depends on when the frames came."""
+        held = self.app.held_frames
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + FRAME_WAIT_S
+        while not (held and ready()) and loop.time() < deadline:
             await asyncio.sleep(FRAME_POLL_S)
+        if held:
+            self.app.show_frame(held[-1])
+            held.clear()
+        else:
+            log.warning("recording: no frame of the machine thread in %.0f s", FRAME_WAIT_S)
 
-    async def command(self, line: str, frames: int | None) -> None:
-        await self.frame_after(frames)
+    async def command(self, line: str, operator: bool) -> None:
+        # The status line stays as it was until the command's outcome: the frame saying
+        # "busy" as it starts may be replaced in the queue by a newer one (FrameReady).
         await self.shoot()
 
-    async def result(self, message: str, frames: int | None) -> None:
+    async def result(self, message: str, operator: bool) -> None:
+        """After an operator command, the frame the machine thread sends after its outcome
+        (or a newer one: the same state); a lab command changes no state."""
         self.cast.advance(self.demo.pacing["line"] * max(1, len(message.splitlines())))
-        await self.frame_after(frames)
+        if operator:
+            await self.show_frame(lambda: self.app.frames_since_outcome > 0)
         await self.shoot()
 
     async def stage(self, events: tuple[Event, ...]) -> None:
@@ -139,7 +152,7 @@ async def film_demo(demo: Demo, workdir: Path,
         assert app.gate is not None
         director.attach_gate(app.gate)
         try:
-            await film.frame_after(0)  # the machine thread's first frame
+            await film.show_frame()  # the machine thread's first frame
             await film.shoot()  # the console before the first step
             if await play_while_alive(app, director):
                 await film.shoot()  # the end: the bar says how it ended
