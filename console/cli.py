@@ -40,6 +40,7 @@ from console.control.journal import (
     replay_command,
 )
 from console.control.session import HistoryEntry, Session
+from console.training.casts import add_cast2gif_parser, cast2gif_command, live_targets
 from console.training.demos import Demo, add_demo_parser, demo_command
 from console.training.lab_headless import add_lab_parser, lab_command
 from console.training.labs import Lab
@@ -122,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_lab_parser(subcommands)
     add_demo_parser(subcommands)
     add_serve_parser(subcommands)
+    add_cast2gif_parser(subcommands)
     return parser
 
 
@@ -145,6 +147,15 @@ def _add_console_options(parser: argparse.ArgumentParser) -> None:
                        help="write every command, run and event of the console session as a "
                             "JSON-lines journal (docs/JOURNAL.md); `dumplab replay FILE` "
                             "checks it")
+    group.add_argument("--record", dest="console_record", type=Path, metavar="FILE.cast",
+                       help="record the session as asciicast v2 (host times, idle gaps "
+                            "capped), with a journal beside it (FILE.jsonl) unless --journal "
+                            "names one")
+    group.add_argument("--idle-limit", dest="console_idle_limit", type=float, default=2.0,
+                       metavar="SECONDS",
+                       help="with --record: the longest pause kept (default: 2)")
+    group.add_argument("--force", dest="console_force", action="store_true",
+                       help="with --record: overwrite an existing recording and journal")
     # `dumplab serve` starts one console per browser with this: a fresh DIR/session-* workdir.
     group.add_argument("--workdir-per-session", dest="console_workdir_per_session", type=Path,
                        metavar="BASE", help=argparse.SUPPRESS)
@@ -152,6 +163,8 @@ def _add_console_options(parser: argparse.ArgumentParser) -> None:
 
 def console_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """`dumplab` with no subcommand: the console, until the operator quits."""
+    journal = live_targets(args.console_record, args.console_journal, args.console_idle_limit,
+                           args.console_force)  # a bad --record: one line, exit 2
     if needs_terminal():
         err.write(NO_TERMINAL)
         return EXIT_USAGE
@@ -165,13 +178,14 @@ def console_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except ProfileError as error:
         raise UsageError(str(error)) from None
     from console.tui.app import DumpLabApp  # Textual only for the console, not for `run`
+    from console.tui.recording import live_recording
 
     with _claimed(args.console_workdir):
         app = DumpLabApp(args.console_workdir, profile=args.console_profile,
                          overrides=overrides,
                          speed="free" if args.console_free_running else "real")
-        with recording(app.session, args.console_journal,
-                       created_by=f"{dumplab_version()} console"):
+        with live_recording(app, args.console_record, args.console_idle_limit), \
+                recording(app.session, journal, created_by=f"{dumplab_version()} console"):
             app.run()
     return EXIT_OK
 
@@ -307,6 +321,12 @@ class _DemoInConsole:
 
         return record_demo_screenshots(demo, directory, workdir)
 
+    def record(self, demo: Demo, cast: Path | None, workdir: Path | None,
+               size: tuple[int, int], gif: Path | None) -> int:
+        from console.tui.recording import record_demo_cast
+
+        return record_demo_cast(demo, cast, workdir, size=size, gif=gif)
+
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
     "run": run_command,
@@ -316,6 +336,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
     "lab": functools.partial(lab_command, in_console=_lab_in_console),
     "demo": functools.partial(demo_command, console=_DemoInConsole()),
     "serve": serve_command,
+    "cast2gif": cast2gif_command,
 }
 
 
