@@ -51,6 +51,8 @@ class Session:
         self._unsubscribe = self.bus.subscribe(self._unmatched.append)
         self._command_listeners: list[ResultHook] = []
         self._run_listeners: list[Callable[[int, bool], None]] = []
+        # Workflow stages at which the machine holds (`stage-stop`); each LPAR gets them.
+        self.stage_stops: frozenset[str] = frozenset()
 
     # -- profiles and the LPAR --------------------------------------------------------------
 
@@ -84,6 +86,8 @@ class Session:
             lpar.close()
             raise
         self.lpar = lpar
+        if lpar.checkpoints is not None:
+            lpar.checkpoints.stage_stops = self.stage_stops
         return acknowledgement
 
     def now(self) -> int:
