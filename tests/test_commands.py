@@ -11,6 +11,7 @@ import pytest
 import machine.lpar
 from console.control.commands import (
     COMMANDS,
+    WORKFLOW_STAGES,
     CommandError,
     format_duration,
     help_text,
@@ -79,6 +80,17 @@ GOOD_LINES = [
     ("step", "step", {"count": 1, "cpu": 0}),
     ("step 10", "step", {"count": 10, "cpu": 0}),
     ("step cpu=3 5", "step", {"count": 5, "cpu": 3}),
+    ("step back", "step", {"count": 1, "cpu": 0, "back": True}),
+    ("step back 100 cpu=2", "step", {"count": 100, "cpu": 2, "back": True}),
+    ("checkpoint", "checkpoint", {"action": "list", "name": None}),
+    ("checkpoint save before-dump", "checkpoint", {"action": "save", "name": "before-dump"}),
+    ("checkpoint restore A", "checkpoint", {"action": "restore", "name": "A"}),
+    ("rewind Notes", "rewind", {"stage": "notes"}),
+    ("stage-stop", "stage-stop", {"stages": None}),
+    ("stage-stop off", "stage-stop", {"stages": []}),
+    ("stage-stop notes,swap", "stage-stop", {"stages": ["notes", "swap"]}),
+    ("incident", "incident", {"number": None}),
+    ("incident show 2", "incident", {"number": 2}),
     ("regs", "regs", {"cpu": 0}),
     ("regs 2", "regs", {"cpu": 2}),
     ("r 10000", "r", {"address": 0x10000, "length": 0x40}),
@@ -169,8 +181,21 @@ BAD_LINES = [
     ("u spin_lock 5 6", "u: unexpected '6' (usage: u ADDR|SYMBOL [N])"),
     ("step 0", "step: bad count '0' (expected 1-1000000)"),
     ("step many", "step: bad count 'many' (expected 1-1000000)"),
-    ("step 1 2", "step: unexpected '2' (usage: step [N] [cpu=C])"),
+    ("step 1 2", "step: unexpected '2' (usage: step [back] [N] [cpu=C])"),
     ("step cpu=x", "step: bad CPU 'x' (expected a CPU number 0-63)"),
+    ("step back 0", "step: bad count '0' (expected 1-1000000)"),
+    ("checkpoint save", ("checkpoint: save: missing NAME "
+                         "(usage: checkpoint save NAME | list | restore NAME)")),
+    ("checkpoint drop A", ("checkpoint: expected save, list or restore "
+                           "(usage: checkpoint save NAME | list | restore NAME)")),
+    ("checkpoint save a/b", "checkpoint: bad name 'a/b' (1-40 letters, digits, - _ .)"),
+    ("rewind", "rewind: missing STAGE (usage: rewind STAGE)"),
+    ("stage-stop lunch", ("stage-stop: unknown stage 'lunch' (expected on, off or stages from: "
+                          + ", ".join(WORKFLOW_STAGES + ("ipl", "boot", "workload",
+                                                         "workload-filled", "kexec-load"))
+                          + ")")),
+    ("incident show x", ("incident: expected 'list' or 'show N' "
+                         "(usage: incident [list] | incident show N)")),
     ("regs all", "regs: bad CPU 'all' (expected a CPU number 0-63)"),
     ("r", "r: missing ADDR (usage: r ADDR[.LEN])"),
     ("r xyz", "r: bad address 'xyz' (expected hex like 10000)"),
