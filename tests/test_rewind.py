@@ -121,11 +121,14 @@ def test_step_back_lands_on_the_states_recorded_forward(tmp_path: Path, cpus: in
     # One CPU alone: 10000 instructions, 100 then 1 at a time, each state recorded.
     _ok(session, "stop all")
     recorded = {}
-    for size in [100] * 99 + [1] * 100:
-        recorded[count()] = _machine(session)[:2]
+    start = count()
+    for done, size in enumerate([100] * 99 + [1] * 100):
+        if done in (0, 99, 198):  # 10000, 100 and 1 instructions before the end
+            recorded[count()] = _machine(session)[:2]
         _ok(session, f"step {size} cpu={cpu}")
     end = count()
     recorded[end] = _machine(session)[:2]
+    assert sorted(recorded) == [start, end - 100, end - 1, end]
     _ok(session, f"step back 1 cpu={cpu}")
     assert (count(), _machine(session)[:2]) == (end - 1, recorded[end - 1])
     _ok(session, f"step 1 cpu={cpu}")
