@@ -340,6 +340,7 @@ class Checkpoints:
         self._ids = itertools.count(1)
         self.nodes: list[Checkpoint] = []
         self._stage_pending: str | None = None
+        self._stops: list[str] = []  # stage stops reached in this round
         self._replaying = False
         # A command changed the machine since the last barrier: the next run starts a new
         # stretch (a replay repeats rounds, not commands).
@@ -375,6 +376,7 @@ class Checkpoints:
         self.stage_starts.append(StageStart(stage, index, event.t))
         self._stage_pending = stage
         if not self._replaying and stage in self.stage_stops:
+            self._stops.append(stage)
             self.lpar.hold(stage)
 
     def _teaching(self) -> dict[str, Any]:
@@ -436,8 +438,9 @@ class Checkpoints:
             self._save_live(stage, "stage")
         elif self.automatic and self._periodic_due():
             self._save_live("periodic", "periodic")
-        if stage is not None and self.lpar._hold == stage:
-            self.lpar.publish_aside(StageStopEvent(t=self.lpar.clock.now, cpu=None, stage=stage))
+        stops, self._stops = self._stops, []
+        for stopped in stops:
+            self.lpar.publish_aside(StageStopEvent(t=self.lpar.clock.now, cpu=None, stage=stopped))
 
     def _periodic_due(self) -> bool:
         elapsed = time.perf_counter() - self._last_periodic
