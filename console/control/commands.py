@@ -26,11 +26,14 @@ import capstone
 
 from machine.breakpoints import BreakpointError
 from machine.checkpoint import CheckpointError
+from machine.cpu import GPRS
 from machine.faults import FaultError, inject
 from machine.faults import check_words as check_fault_words
+from machine.frames import return_point
 from machine.lpar import HmcError
 from machine.profile import MAX_CPUS, ProfileError
 from machine.profile import parse_devno as machine_parse_devno
+from machine.sourcelines import SourceLine, line_at
 
 if TYPE_CHECKING:
     from machine.events import Event
@@ -322,9 +325,10 @@ def _parse_step(words: _Words) -> dict[str, Any]:
     args: dict[str, Any] = {"count": 1, "cpu": 0}
     counted = False
     items = list(words.items)
-    if items and items[0].lower() == "back":
-        args["back"] = True
-        items.pop(0)
+    if items and items[0].lower() in ("back", "line"):
+        args[items.pop(0).lower()] = True
+    if args.get("line") and any("=" not in item for item in items):
+        raise words.error("line takes only cpu=C", usage=True)
     for item in items:
         key, has_value, value = item.partition("=")
         if has_value and key.lower() == "cpu":
@@ -362,6 +366,9 @@ def _parse_read(words: _Words) -> dict[str, Any]:
 
 
 def _parse_unassemble(words: _Words) -> dict[str, Any]:
+    source = bool(words.items) and words.items[0].lower() == "/s"
+    if source:
+        words.items = words.items[1:]
     items = words.at_most(2)
     if not items:
         raise words.error("missing ADDR or SYMBOL", usage=True)
@@ -370,7 +377,7 @@ def _parse_unassemble(words: _Words) -> dict[str, Any]:
         if not _is_decimal(items[1]) or not 1 <= int(items[1]) <= MAX_UNASSEMBLE_COUNT:
             raise words.error(f"bad count '{items[1]}' (expected 1-{MAX_UNASSEMBLE_COUNT})")
         count = int(items[1])
-    return {"where": items[0], "count": count}
+    return {"where": items[0], "count": count, **({"source": True} if source else {})}
 
 
 def _parse_wait_for(words: _Words) -> dict[str, Any]:
@@ -562,6 +569,8 @@ def _run_step(session: OperatorSession, args: Mapping[str, Any]) -> CommandResul
     _cpu_snapshot(session, args["cpu"], "step")
     if args.get("back"):
         return _run_step_back(session, args)
+    if args.get("line"):
+        return _run_step_line(session, args)
     _lpar(session).step(args["cpu"], args["count"])
     cpu = _cpu_snapshot(session, args["cpu"], "step")
     plural = "" if args["count"] == 1 else "s"
@@ -591,6 +600,17 @@ def _run_step_back(session: OperatorSession, args: Mapping[str, Any]) -> Command
                  f"{snap.psw_addr:016x} ({snap.state})",
                  {"cpu": cpu, "instructions": target, "t": _lpar(session).clock.now,
                   "psw_mask": snap.psw_mask, "psw_addr": snap.psw_addr, "state": snap.state})
+
+
+def _parse_finish(words: _Words) -> dict[str, Any]:
+    items = words.at_most(1)
+    cpu = 0
+    for item in items:
+        key, has_value, value = item.partition("=")
+        if not has_value or key.lower() != "cpu":
+            raise words.error(f"unexpected '{item}'", usage=True)
+        cpu = words.cpu(value)
+    return {"cpu": cpu}
 
 
 CHECKPOINT_ACTIONS = ("save", "list", "restore")
@@ -787,16 +807,102 @@ def _run_unassemble(session: OperatorSession, args: Mapping[str, Any]) -> Comman
     data = lpar.read(address, max(length, 0)) if length > 0 else b""
     program = lpar.program
     lines, listed = [], []
+    shown_line = None
     for insn in itertools.islice(_disassembler().disasm(data, address), args["count"]):
         symbol = program.symbol_at(insn.address) if program is not None else None
         if symbol is not None and symbol[1] == 0:
             lines.append(f"{symbol[0]}:")
+        source = source_line(lpar, insn.address) if args.get("source") else None
+        if source is not None and source != shown_line:
+            lines.append(f"    {source}  {source.text().strip()}")
+            shown_line = source
         text = f"{insn.mnemonic} {insn.op_str}".strip()
         lines.append(f"  {insn.address:016x}  {insn.bytes.hex():<12}  {text}")
-        listed.append({"address": insn.address, "bytes": insn.bytes.hex(), "text": text})
+        listed.append({"address": insn.address, "bytes": insn.bytes.hex(), "text": text,
+                       **({"source": str(source)} if source is not None else {})})
     if not listed:
         return _done(f"No instruction decodes at {address:#x}", {"instructions": []})
     return _done("\n".join(lines), {"address": address, "instructions": listed})
+
+
+def source_line(lpar: Lpar, address: int) -> SourceLine | None:
+    """The C source line of an instruction address: in the loaded crash image's purgatory
+    (where kexec put it), else in the loaded program."""
+    crash = lpar.kdump.image
+    if crash is not None:
+        segment = crash.segment("purgatory")
+        if segment.mem <= address < segment.mem + segment.memsz:
+            return line_at("purgatory", address, segment.mem)
+    program = lpar.program
+    if program is not None and program.start <= address < program.end:
+        try:
+            return line_at(program.name, address)
+        except (OSError, ValueError):
+            return None
+    return None
+
+
+def _current_line(lpar: Lpar, cpu: int) -> SourceLine | None:
+    return source_line(lpar, lpar.cpus[cpu].psw[1])
+
+
+def _run_step_line(session: OperatorSession, args: Mapping[str, Any]) -> CommandResult:
+    """Step one CPU until its PSW is in another source line (at most MAX_STEP_COUNT)."""
+    lpar, cpu = _lpar(session), args["cpu"]
+    start = _current_line(lpar, cpu)
+    if start is None:
+        raise CommandError(f"step line: CPU {cpu}'s PSW is in no program with a line table "
+                           "(use step)")
+    for steps in range(1, MAX_STEP_COUNT + 1):
+        lpar.step(cpu, 1)
+        now = _current_line(lpar, cpu)
+        state = str(lpar.cpus[cpu].state)
+        if (now is not None and now != start) or state not in ("operating", "stopped"):
+            break
+    address = lpar.cpus[cpu].psw[1]
+    where = f"{now}  {now.text().strip()}" if now is not None else "no source line"
+    return _done(f"CPU {cpu} stepped {steps} instructions to {address:#x}: {where}",
+                 {"cpu": cpu, "steps": steps, "psw_addr": address,
+                  "source": str(now) if now is not None else None})
+
+
+FINISH_CHUNK = 20_000
+MAX_FINISH_INSTRUCTIONS = 50_000_000
+
+
+def _run_finish(session: OperatorSession, args: Mapping[str, Any]) -> CommandResult:
+    """Run one CPU until the function its PSW is in returns to its caller."""
+    lpar, cpu = _lpar(session), args["cpu"]
+    _cpu_snapshot(session, cpu, "finish")
+    target = lpar.cpus[cpu]
+    found = return_point(lpar, cpu)
+    if found is None:
+        raise CommandError(f"finish: no call frame known at CPU {cpu}'s PSW "
+                           f"{target.psw[1]:#x} (no debug information there)")
+    return_address, frame = found
+    ours = return_address not in lpar.breakpoints
+    if ours:
+        lpar.breakpoints.add(return_address, "finish")
+    try:
+        executed = 0
+        while executed < MAX_FINISH_INSTRUCTIONS:
+            lpar.step(cpu, FINISH_CHUNK)
+            executed += FINISH_CHUNK
+            if target.stopped_at_breakpoint == return_address and target.regs(GPRS[15:])[0] >= frame:
+                break
+            if str(target.state) not in ("operating", "stopped"):
+                break
+        else:
+            raise CommandError(f"finish: the function did not return within "
+                               f"{MAX_FINISH_INSTRUCTIONS} instructions")
+    finally:
+        if ours:
+            lpar.breakpoints.remove(return_address)
+    address = target.psw[1]
+    where = source_line(lpar, address)
+    return _done(f"CPU {cpu} returned to {address:#x}"
+                 + (f": {where}  {where.text().strip()}" if where is not None else ""),
+                 {"cpu": cpu, "psw_addr": address, "source": str(where) if where else None})
 
 
 @functools.lru_cache(maxsize=1)
@@ -995,13 +1101,20 @@ _SPECS = (
         "DURATION is a number and a unit: ns, us, ms or s (`250us`, `10ms`, `2s`).",
         _parse_run, _run_run),
     CommandSpec(
-        "step", "step [back] [N] [cpu=C]",
+        "step", "step [back|line] [N] [cpu=C]",
         "Execute N instructions (default 1) on one CPU (default 0), or go back N.",
-        f"N is at most {MAX_STEP_COUNT}. `step back N` puts the machine where it was when "
+        f"N is at most {MAX_STEP_COUNT}. `step line` steps to the next C source line (the "
+        "PSW in another line of the program's line table). `step back N` puts the machine where it was when "
         "the CPU had executed N fewer instructions: every CPU, storage, devices and the host "
         "as they were at that point (the machine runs again from the nearest checkpoint, "
         "without events). Running on from there repeats exactly what happened the first time.",
         _parse_step, _run_step),
+    CommandSpec(
+        "finish", "finish [cpu=C]", "Run one CPU (default 0) until its function returns.",
+        "The return address and the caller's frame come from the program's DWARF call frame "
+        "information; the CPU runs alone, in steps, until it is back in the caller (at most "
+        f"{MAX_FINISH_INSTRUCTIONS} instructions).",
+        _parse_finish, _run_finish),
     CommandSpec(
         "checkpoint", "checkpoint save NAME | list | restore NAME",
         "Save the whole machine under a name, list the checkpoints, or go back to one.",
@@ -1055,12 +1168,14 @@ _SPECS = (
         f"{MAX_READ_LENGTH:#x}. Example: `r 10000.100`.",
         _parse_read, _run_read),
     CommandSpec(
-        "u", "u ADDR|SYMBOL [N]", "Disassemble N instructions (default "
+        "u", "u [/s] ADDR|SYMBOL [N]", "Disassemble N instructions (default "
         f"{DEFAULT_UNASSEMBLE_COUNT}) from absolute storage.",
         "ADDR is hex; SYMBOL as for `break` (`spin_lock`, `dumper:main`, "
         "`purgatory:purgatory_main`). Each line gives the address, the instruction bytes and "
         f"the instruction; a function's name stands before its first instruction. N is at most "
-        f"{MAX_UNASSEMBLE_COUNT}.",
+        f"{MAX_UNASSEMBLE_COUNT}. `/s` interleaves the C source: each new source line "
+        "(file:line and its text, from the program's DWARF line table) before its first "
+        "instruction.",
         _parse_unassemble, _run_unassemble),
     CommandSpec(
         "status", "status", "Show the LPAR status and every CPU's state and PSW.", "",
