@@ -81,3 +81,29 @@ async def test_the_console_stops_at_each_stage_with_its_card(tmp_path: Path) -> 
     assert cards == ["purgatory-verify", "crash-kexec", "purgatory-load", "notes", "swap",
                      "kdump-boot", "vmcore"]
     assert _digest(log) == expected
+
+
+@pilot_test
+async def test_r_on_the_timeline_rewinds_and_the_timeline_forgets_what_came_after(
+        tmp_path: Path) -> None:
+    from console.tui.widgets.workflow.timeline import StageList
+
+    app, _ = make_app(tmp_path, profile="production")
+    async with app.run_test(size=(120, 40)) as pilot:
+        for line in (*FLOW, "wait-for event dump_written timeout=30s"):
+            app.submit(line)
+        await until(pilot, lambda: len(app.session.history) >= len(FLOW) + 1, "the flow")
+        await until(pilot, lambda: app.main.timeline.stage("vmcore").status == "done", "vmcore")
+        app.main.show_tab("tab-workflow")  # showing it highlights the latest stage
+        await pilot.pause(0.5)
+        stages = app.main.query_one(StageList)
+        stages.highlighted = [stages.get_option_at_index(i).id
+                              for i in range(stages.option_count)].index("swap")
+        await pilot.pause()
+        await pilot.press("r")
+        await until(pilot, lambda: len(app.session.history) >= len(FLOW) + 2, "the rewind")
+        assert app.session.history[-1].text == "rewind swap"
+        assert app.session.history[-1].result.ok
+        await until(pilot, lambda: app.main.timeline.stage("vmcore").status == "pending",
+                    "vmcore forgotten")
+        assert app.main.timeline.stage("swap").status != "pending"
