@@ -410,10 +410,10 @@ class Checkpoints:
             ops.append(["rounds", limit, 1])
 
     def after_round(self, unrepeatable: bool) -> None:
-        if unrepeatable:  # cut by the host (an interrupt, free running): start afresh
+        if unrepeatable:
+            # Cut by the host (an interrupt, free running): no replay can repeat this
+            # stretch; checkpoints still can be restored.
             self.live.replayable = False
-            self._stable_point(force="barrier")
-            return
         self._stable_point()
 
     def before_step(self, cpu: int, count: int) -> None:
@@ -427,14 +427,12 @@ class Checkpoints:
     def after_step(self) -> None:
         self._stable_point()
 
-    def _stable_point(self, force: str | None = None) -> None:
+    def _stable_point(self) -> None:
         """Between rounds: take the checkpoints that are due."""
         if self._replaying:
             return
         stage, self._stage_pending = self._stage_pending, None
-        if force is not None:
-            self._save_live(force, force)
-        elif stage is not None and self.automatic:
+        if stage is not None and self.automatic:
             self._save_live(stage, "stage")
         elif self.automatic and self._periodic_due():
             self._save_live("periodic", "periodic")
