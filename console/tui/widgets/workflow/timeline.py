@@ -84,7 +84,7 @@ class StageList(OptionList):
 
     HELP_TOPIC = "workflow"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("r", "rewind", "Rewind here", id="workflow.rewind",
+        Binding("r", "rewind", "Rewind here", id="workflow.rewind", show=False,
                 tooltip="Put the machine back to where the selected stage began"),
     ]
 
