@@ -107,3 +107,20 @@ async def test_r_on_the_timeline_rewinds_and_the_timeline_forgets_what_came_afte
         await until(pilot, lambda: app.main.timeline.stage("vmcore").status == "pending",
                     "vmcore forgotten")
         assert app.main.timeline.stage("swap").status != "pending"
+
+
+@pilot_test
+async def test_show_me_moves_the_storage_view_to_the_place(tmp_path: Path) -> None:
+    from console.tui.screens.stage_card import StageCard as Card_
+
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.submit("activate")
+        await until(pilot, lambda: len(app.session.history) >= 1, "activate")
+        card = load_card("swap")
+        assert card is not None and card.shows[0].target == "0x10418"
+        app.push_screen(Card_(card), lambda choice: app._card_done(card, choice))
+        await until(pilot, lambda: isinstance(app.screen, Card_), "the card")
+        await pilot.press("1")
+        await until(pilot, lambda: app.main.active_tab == "tab-storage", "the storage view")
+        assert not isinstance(app.screen, Card_)

@@ -20,12 +20,12 @@ from textual.css.query import NoMatches
 
 from console.control.runner import DEFAULT_SPEED, SPEEDS, Runner
 from console.control.session import Session
-from console.tui.bridge import CommandDone, EventsArrived, FrameReady, RunnerBridge
+from console.tui.bridge import CommandDone, EventsArrived, FrameReady, GoToAddress, RunnerBridge
 from console.tui.screens.dialogs import CommandPrompt, HelpScreen, OpenDumpScreen
 from console.tui.screens.main import MainScreen
 from console.tui.screens.palette import DumpLabCommands
 from console.tui.screens.stage_card import StageCard
-from console.tui.stagecards import Card, load_card
+from console.tui.stagecards import Card, Show, load_card, show_address
 from console.tui.widgets.command_line import CommandHistory
 from console.tui.widgets.dump.model import DumpOpenError, open_dump_file
 from console.tui.widgets.dump.viewer import DumpViewer
@@ -139,7 +139,18 @@ class DumpLabApp(App[None]):
             self.submit("stage-stop off", "card")
             self.runner.set_running(True)
         elif choice and choice.startswith("show:"):
-            self.submit(card.shows[int(choice[5:])].command, "card")
+            self._show_me(card.shows[int(choice[5:])])
+
+    def _show_me(self, show: Show) -> None:
+        """A card's "Show me": storage moves the Storage view there; code and registers
+        answer with `u` or `regs` (the machine stays held: F7 goes on to the next stage)."""
+        address = show_address(show)
+        if address is not None:
+            self.main.post_message(GoToAddress(address))
+            return
+        if show.view == "registers":
+            self.show_tab("tab-registers")
+        self.submit(show.command, "card")
 
     @on(CommandDone)
     def _done(self, message: CommandDone) -> None:

@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from machine.images import built_programs
+
 CARDS_DIR = Path(__file__).resolve().parent / "help" / "stages"
 SHOW_VIEWS = ("storage", "code", "registers")
 _SHOW = re.compile(r"show:\s*(\w+)\s+(\S+)\s*\|\s*(.+)")
@@ -69,3 +71,15 @@ def load_card(name: str) -> Card | None:
 
 def card_names() -> list[str]:
     return sorted(path.stem for path in CARDS_DIR.glob("*.md"))
+
+
+def show_address(show: Show) -> int | None:
+    """The absolute address a storage "Show me" names (hex, or a symbol of a built program:
+    `heartbeat` in the kernel, `PROGRAM:NAME` elsewhere); None for other views."""
+    if show.view != "storage":
+        return None
+    if _is_hex(show.target):
+        return int(show.target, 16)
+    program, _, name = show.target.rpartition(":")
+    image = built_programs().get(program or "kernel")
+    return image.symbols.get(name) if image is not None else None

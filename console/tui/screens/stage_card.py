@@ -2,8 +2,8 @@
 card says what the real system does now, which real code does it and what to look at.
 
 Enter or F7 goes on to the next stop; F5 runs on without stops; 1-3 are the card's "Show me"
-actions (each a command whose answer shows the place); Escape closes the card and leaves the
-machine held.
+actions (the app moves the Storage view, or answers with `u`/`regs`); Escape closes the card
+and leaves the machine held.
 """
 
 from __future__ import annotations
