@@ -749,6 +749,11 @@ class Lpar:
     def _held(self) -> bool:
         return self._hold is not None or self._aborted
 
+    @property
+    def held_at(self) -> str | None:
+        """The stage whose stage stop ended the last run, if one did."""
+        return self._hold
+
     def hold(self, reason: str) -> None:
         """End the current run after this round (a stage stop)."""
         self._hold = reason

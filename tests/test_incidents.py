@@ -50,6 +50,11 @@ def test_stage_stops_hold_at_each_stage_and_change_nothing(tmp_path: Path) -> No
     with Session(tmp_path / "stops", "production", {"cpus": 2}) as session:
         log = EventLog(session.bus)
         _ok(session, "stage-stop on", *FLOW[:5])
+        held_up = session.execute("wait-for event dump_written timeout=30s")
+        assert held_up.message == ("wait-for event dump_written: held where stage "
+                                   "purgatory-verify began (stage stops are on: go on, or "
+                                   "stage-stop off)")
+        assert not held_up.ok
         held = []
         while not log.of_kind("dump_written"):
             _ok(session, "run 5ms")  # a run ends early at each stop: the operator goes on

@@ -1002,6 +1002,11 @@ def _run_wait_for(session: OperatorSession, args: Mapping[str, Any]) -> CommandR
                          {"t": now, "cpu": cpu.address, "code": cpu.wait_code})
     if event is None:
         event = session.wait_for(match, timeout)
+    if event is None and _lpar(session).held_at is not None:
+        stage = _lpar(session).held_at
+        return CommandResult(False, f"wait-for {_describe_wait(args)}: held where stage "
+                                    f"{stage} began (stage stops are on: go on, or "
+                                    "stage-stop off)")
     if event is None:
         return timed_out
     return _done(f"{_describe_event(event)} at {format_time(event.t)}", event.to_dict())
