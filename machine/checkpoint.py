@@ -664,8 +664,8 @@ class Checkpoints:
             child.pages = {**victim.pages, **child.pages}
             for devno, blocks in victim.blocks.items():
                 child.blocks[devno] = {**blocks, **child.blocks.get(devno, {})}
-            child.ops = victim.ops + child.ops if victim.ops != [["unrepeatable"]] \
-                else [["unrepeatable"]]
+            unrepeatable = ["unrepeatable"] in victim.ops or ["unrepeatable"] in child.ops
+            child.ops = [["unrepeatable"]] if unrepeatable else victim.ops + child.ops
             child.parent = victim.parent
             self.nodes.remove(victim)
 
