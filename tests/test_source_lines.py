@@ -69,3 +69,19 @@ def test_no_line_table_is_said_in_one_line(tmp_path: Path) -> None:
         assert session.execute("activate").ok
         result = session.execute("step line")
         assert not result.ok and result.message.startswith("step line: CPU 0's PSW")
+
+
+def test_the_code_view_interleaves_the_source(at_purgatory) -> None:
+    from console.tui.widgets.inspect.disasm import code_probe, disassemble
+
+    lpar = at_purgatory.lpar
+    window = code_probe(0)(lpar, lpar.snapshot())
+    lines = [line.plain for line in disassemble(window, set())]
+    psw = next(i for i, line in enumerate(lines) if line.startswith("▶"))
+    shown = next(line.split()[0] for line in reversed(lines[:psw])
+                 if line.startswith("    src/"))
+    assert shown == str(at_purgatory.execute(f"u /s {window.psw:#x} 1").data["instructions"][0]
+                        ["source"])
+    if shutil.which(ADDR2LINE) is not None:
+        base = lpar.kdump.image.segment("purgatory").mem
+        assert shown == _addr2line("purgatory", window.psw - base)
