@@ -186,6 +186,10 @@ def console_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                          speed="free" if args.console_free_running else "real")
         with live_recording(app, args.console_record, args.console_idle_limit), \
                 recording(app.session, journal, created_by=f"{dumplab_version()} console"):
+            # The console holds at each dump-workflow stage and shows its card
+            # (docs/CONSOLE.md); a command, so that the journal has it and a replay holds
+            # where this run held.
+            app.session.execute("stage-stop on")
             app.run()
     return EXIT_OK
 

@@ -39,6 +39,8 @@ class Device:
         self.kind = kind
         self.path = path
         self.size = size
+        # Told (block, count) before every write: the checkpoints keep what is overwritten.
+        self.before_write = None
         self._open()
 
     def _open(self) -> None:
@@ -75,6 +77,12 @@ class Device:
         if len(data) % BLOCK_SIZE:
             raise DeviceError(f"device {self.devno:04x}: writes must be whole 4 KiB blocks")
         self._check_range(block, len(data) // BLOCK_SIZE)
+        if self.before_write is not None:
+            self.before_write(block, len(data) // BLOCK_SIZE)
+        self.write_raw(block, data)
+
+    def write_raw(self, block: int, data: bytes | memoryview) -> None:
+        """Write whole blocks without telling anyone (a checkpoint being restored)."""
         with open(self.path, "r+b") as f:
             f.seek(block * BLOCK_SIZE)
             f.write(data)
