@@ -157,6 +157,7 @@ class Runner:
         self._rate_anchor: tuple[float, int] = (time.perf_counter(), 0)
         self._guest_rate = 0.0
         self._unsubscribe = session.bus.subscribe(self._collect)
+        session.wake = self._wake  # gdb's packets (console/control/gdbstub.py) wake the worker
 
     # -- the UI side (any thread) -------------------------------------------------------------
 
@@ -274,6 +275,10 @@ class Runner:
 
     def _step(self) -> None:
         """One turn of the worker: a queued item, else a run slice, else a nap."""
+        gdb = self.session.gdb
+        if gdb is not None and gdb.service():  # gdb's packets run here, the machine's thread
+            self._track_lpar()
+            self._dirty = True
         can_run = self._can_run()
         item = self._next_item(block=not can_run)
         if item is not None:
