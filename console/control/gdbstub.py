@@ -477,7 +477,6 @@ class LparTarget:
         self._owned: set[int] = set()  # breakpoints gdb set (not the operator's)
         self._held: set[int] = set()   # CPUs gdb stopped that were running: detach resumes
         self._hit: Stop | None = None
-        self._resumed: set[int] = set()
 
     @property
     def lpar(self) -> Lpar:
@@ -559,13 +558,14 @@ class LparTarget:
         for cpu in targets:
             if lpar.cpus[cpu].state == CpuState.STOPPED:
                 self._run(f"start {cpu}")
-                self._resumed.add(cpu)
         self._held -= set(targets)
 
     def on_event(self, event: Event) -> None:
         """Bus subscriber: remember the first breakpoint a CPU reached while gdb waits."""
-        if event.kind == "breakpoint" and self._hit is None and event.cpu is not None:
-            self._hit = Stop(event.cpu, SIGTRAP)
+        if event.kind == "breakpoint" and event.cpu is not None:
+            self._held.add(event.cpu)  # it stopped for gdb's sake: detach starts it again
+            if self._hit is None:
+                self._hit = Stop(event.cpu, SIGTRAP)
 
     def poll_stop(self) -> Stop | None:
         lpar = self.lpar
@@ -588,8 +588,6 @@ class LparTarget:
             if cpu.state in (CpuState.OPERATING, CpuState.WAIT):
                 self._run(f"stop {cpu.address}")
                 self._held.add(cpu.address)
-        if stop.signal == SIGTRAP and self._hit is not None:
-            self._held.add(stop.cpu)
         self._hit = None
         self.publish(f"gdb: stopped, CPU {stop.cpu} ({'interrupt' if stop.signal == SIGINT else 'trap'})")
         return stop
