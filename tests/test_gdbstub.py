@@ -1,0 +1,178 @@
+"""The gdb stub on a real LPAR, driven by the real gdb-multiarch (and by raw sockets for what
+gdb does not do: a second client, a client that hangs up mid-packet)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from console.cli import main
+from console.control.commands import CommandResult
+from console.control.gdbcodec import Decoder, frame
+from console.control.journal import read_journal, recording, replay
+from console.control.session import Session
+
+GDB = shutil.which("gdb-multiarch")
+needs_gdb = pytest.mark.skipif(GDB is None, reason="gdb-multiarch is not installed")
+BREAK_AT = "do_ext_interrupt"  # the timer interruption's handler: every CPU gets there
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def boot(session: Session) -> Session:
+    for line in ("activate", "load 0100", "run 20ms"):
+        assert session.execute(line).ok, line
+    return session
+
+
+def booted_session(workdir: Path) -> Session:
+    return boot(Session(workdir, overrides={"cpus": 2}))
+
+
+class Serving:
+    """`gdbserver PORT` then `gdbserver wait` in a thread: that thread is the machine's while
+    gdb is attached; the test touches the session only after it ends."""
+
+    def __init__(self, session: Session) -> None:
+        self.port = free_port()
+        started = session.execute(f"gdbserver 127.0.0.1:{self.port}")
+        assert started.ok, started.message
+        self.result: list[CommandResult] = []
+        self.thread = threading.Thread(
+            target=lambda: self.result.append(session.execute("gdbserver wait")), daemon=True)
+        self.thread.start()
+
+    def join(self) -> CommandResult:
+        self.thread.join(30)
+        assert not self.thread.is_alive(), "gdbserver wait did not return after the detach"
+        return self.result[0]
+
+
+def run_gdb(port: int, *commands: str) -> str:
+    argv = [GDB or "gdb-multiarch", "-nx", "-batch", "-ex", "set architecture s390:64-bit",
+            "-ex", f"target remote 127.0.0.1:{port}"]
+    for command in commands:
+        argv += ["-ex", command]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    return done.stdout + done.stderr
+
+
+def register(output: str, name: str) -> list[int]:
+    return [int(value, 16) for value in re.findall(rf"^{name}\s+(0x[0-9a-f]+)", output, re.MULTILINE)]
+
+
+@needs_gdb
+def test_gdb_sees_threads_registers_and_memory_and_steps(tmp_path: Path) -> None:
+    session = Session(tmp_path / "work", overrides={"cpus": 2})
+    journal = tmp_path / "gdb.jsonl"
+    with session, recording(session, journal):
+        boot(session)
+        lpar = session.lpar
+        assert lpar is not None
+        before = lpar.snapshot()
+        cpu0 = lpar.cpus[0]
+        memory = lpar.read(cpu0.real_to_absolute(0x10400), 32)
+        served = Serving(session)
+        output = run_gdb(
+            served.port, "info threads", "info registers pswa pswm r2 r15", "x/4gx 0x10400",
+            "thread 2", "info registers pswa pswm r2 r15", "thread 1",
+            f"break {BREAK_AT}", "continue", "info registers pswa", "x/1xb $pc", "stepi",
+            "info registers pswa", "detach")
+        result = served.join()
+        after = lpar.snapshot()
+        assert result.ok, result.message
+        assert not lpar.all_stopped(), "detach must leave the LPAR running"
+    assert "Thread 1 (CPU 0)" in output and "Thread 2 (CPU 1)" in output, output
+    for index, cpu in enumerate(before.cpus):
+        assert register(output, "pswa")[index] == cpu.psw_addr, output
+        assert register(output, "pswm")[index] == cpu.psw_mask
+        assert register(output, "r2")[index] == cpu.gprs[2]
+        assert register(output, "r15")[index] == cpu.gprs[15]
+    rows = re.findall(r"^0x104[01]0[^:\n]*:\s+(0x[0-9a-f]+)\s+(0x[0-9a-f]+)$", output, re.MULTILINE)
+    words = [int(word, 16) for row in rows for word in row]
+    assert words == [int.from_bytes(memory[i:i + 8], "big") for i in range(0, 32, 8)]
+    assert re.search(rf"hit Breakpoint 1, 0x[0-9a-f]+ in {BREAK_AT} \(\)", output), output
+    stopped_at, stepped_to = register(output, "pswa")[2:4]
+    first_byte = int(re.search(r"<" + BREAK_AT + r"\+\d+>:\s+0x([0-9a-f]{2})", output)[1], 16)
+    assert stepped_to - stopped_at == {0: 2, 1: 4, 2: 4, 3: 6}[first_byte >> 6]
+    assert after.t > before.t  # the continue ran the machine
+    # What gdb did is in the journal as commands, and replays without gdb.
+    commands = [c.text for c in read_journal(journal).commands]
+    assert any(re.fullmatch(r"break 0x[0-9a-f]+", c) for c in commands), commands
+    assert any(c.startswith("step 1 cpu=") for c in commands), commands
+    outcome = replay(read_journal(journal), tmp_path / "replay")
+    assert outcome.identical, outcome
+
+
+@needs_gdb
+def test_gdb_writes_registers_and_memory_as_journalled_commands(tmp_path: Path) -> None:
+    session = booted_session(tmp_path / "work")
+    with session:
+        served = Serving(session)
+        output = run_gdb(served.port, "set $r3 = 0x1234", "set *(long *)0x30000 = 0x55aa",
+                         "p/x $r3", "detach")
+        served.join()
+        lpar = session.lpar
+        assert lpar is not None
+        assert lpar.snapshot().cpus[0].gprs[3] == 0x1234
+        stored = lpar.read(lpar.cpus[0].real_to_absolute(0x30000), 8)
+    assert stored == (0x55AA).to_bytes(8, "big")
+    assert "0x1234" in output, output
+    history = [entry.text for entry in session.history]
+    assert "gdbserver write-register 0 r3 1234" in history, history
+    assert any(h.startswith("gdbserver write-memory 0 30000 ") for h in history), history
+
+
+def test_second_client_is_refused_and_a_hangup_mid_packet_detaches(tmp_path: Path) -> None:
+    session = booted_session(tmp_path / "work")
+    with session:
+        served = Serving(session)
+        first = socket.create_connection(("127.0.0.1", served.port), timeout=5)
+        first.sendall(frame(b"qfThreadInfo"))
+        assert _reply(first) == b"m1,2"
+        with socket.create_connection(("127.0.0.1", served.port), timeout=5) as second:
+            second.sendall(frame(b"qSupported"))
+            assert _reply(second).startswith(b"E.DumpLab: another gdb is attached")
+        first.sendall(b"$m10400,")  # and hang up in the middle of the packet
+        first.close()
+        result = served.join()
+        assert result.ok
+        lpar = session.lpar
+        assert lpar is not None and not lpar.all_stopped()
+
+
+def _reply(sock: socket.socket) -> bytes:
+    decoder = Decoder()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for item in decoder.feed(sock.recv(4096)):
+            if item.kind == "packet":
+                return item.data
+    raise AssertionError("no reply")
+
+
+def test_bad_endpoints_and_a_port_in_use_are_one_line(tmp_path: Path) -> None:
+    with Session(tmp_path) as session:
+        bad = session.execute("gdbserver 127.0.0.1:99999")
+        assert not bad.ok and "bad address" in bad.message and "\n" not in bad.message
+        with socket.socket() as holder:
+            holder.bind(("127.0.0.1", 0))
+            holder.listen(1)
+            port = holder.getsockname()[1]
+            busy = session.execute(f"gdbserver {port}")
+        assert not busy.ok and f"cannot listen on 127.0.0.1:{port}" in busy.message
+        assert "\n" not in busy.message
+        assert session.execute("gdbserver").message == "gdbserver: not running"
+        assert not session.execute("gdbserver stop").ok
+    assert main(["run", "--gdb", "nowhere:", "-c", "status"]) == 2
