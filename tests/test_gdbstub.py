@@ -176,3 +176,42 @@ def test_bad_endpoints_and_a_port_in_use_are_one_line(tmp_path: Path) -> None:
         assert session.execute("gdbserver").message == "gdbserver: not running"
         assert not session.execute("gdbserver stop").ok
     assert main(["run", "--gdb", "nowhere:", "-c", "status"]) == 2
+
+
+def test_the_console_runner_serves_gdb_on_its_machine_thread(tmp_path: Path) -> None:
+    """In the console, the runner's worker executes gdb's packets between slices, and a
+    `gdb` event says who attached (the hardware messages show it)."""
+    from console.control.runner import Runner
+
+    events: list[object] = []
+    outcomes: list[CommandResult] = []
+    session = Session(tmp_path, overrides={"cpus": 2})
+    runner = Runner(session, on_events=events.extend,
+                    on_outcome=lambda outcome: outcomes.append(outcome.result), speed="max")
+    runner.start()
+    try:
+        port = free_port()
+        for line in ("activate", "load 0100", f"gdbserver 127.0.0.1:{port}"):
+            runner.submit(line)
+        deadline = time.monotonic() + 30
+        while len(outcomes) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert all(result.ok for result in outcomes), outcomes
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as gdb:
+            gdb.sendall(frame(b"qfThreadInfo"))
+            assert _reply(gdb) == b"m1,2"
+            gdb.sendall(frame(b"p1"))  # pswa of CPU 0: 8 bytes
+            assert len(_reply(gdb)) == 16
+            gdb.sendall(frame(b"c"))
+            gdb.sendall(b"\x03")  # interrupt: every CPU stops, the stop reply says SIGINT
+            assert _reply(gdb).startswith(b"T02thread:")
+            gdb.sendall(frame(b"D"))
+            assert _reply(gdb) == b"OK"
+        while time.monotonic() < deadline and not any(
+                getattr(e, "kind", "") == "gdb" and not e.attached for e in events):
+            time.sleep(0.05)
+    finally:
+        runner.stop()
+    messages = [e.message for e in events if getattr(e, "kind", "") == "gdb"]
+    assert messages[0].startswith("gdb attached from 127.0.0.1:"), messages
+    assert "gdb: interrupted by gdb; every CPU is stopped" in messages and messages[-1].startswith("gdb detached")

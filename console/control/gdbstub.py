@@ -582,22 +582,25 @@ class LparTarget:
                                                                   CpuState.WAIT)]
         return self._stop_everything(Stop(running[0] if running else 0, signal))
 
-    def _stop_everything(self, stop: Stop) -> Stop:
+    def _stop_everything(self, stop: Stop, announce: bool = True) -> Stop:
         """All-stop: every CPU that still runs is stopped; detach resumes them."""
         for cpu in self.lpar.cpus:
             if cpu.state in (CpuState.OPERATING, CpuState.WAIT):
                 self._run(f"stop {cpu.address}")
                 self._held.add(cpu.address)
         self._hit = None
-        self.publish(f"gdb: stopped, CPU {stop.cpu} ({'interrupt' if stop.signal == SIGINT else 'trap'})")
+        if announce:
+            why = "interrupted by gdb" if stop.signal == SIGINT else f"CPU {stop.cpu} trapped"
+            self.publish(f"gdb: {why}; every CPU is stopped")
         return stop
 
     def attach(self) -> None:
         lpar = self.session.lpar
         self._held = set()
+        self.publish(f"gdb attached from {self.client}: it stops every CPU (detach starts "
+                     "them again)")
         if lpar is not None and lpar.activated:
-            self._stop_everything(Stop(0, SIGTRAP))
-        self.publish(f"gdb attached from {self.client}")
+            self._stop_everything(Stop(0, SIGTRAP), announce=False)
 
     def detach(self) -> None:
         lpar = self.session.lpar
