@@ -7,6 +7,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -215,3 +216,31 @@ def test_the_console_runner_serves_gdb_on_its_machine_thread(tmp_path: Path) -> 
     messages = [e.message for e in events if getattr(e, "kind", "") == "gdb"]
     assert messages[0].startswith("gdb attached from 127.0.0.1:"), messages
     assert "gdb: interrupted by gdb; every CPU is stopped" in messages and messages[-1].startswith("gdb detached")
+
+
+@needs_gdb
+def test_dumplab_run_gdb_serves_after_the_script(tmp_path: Path) -> None:
+    """`dumplab run --gdb PORT`: listen before the script, serve gdb after it until the
+    client detaches, then exit 0."""
+    port = free_port()
+    run = subprocess.Popen(
+        [sys.executable, "-m", "console.cli", "run", "--gdb", f"127.0.0.1:{port}", "--cpus", "2",
+         "--workdir", str(tmp_path), "-c", "activate; load 0100; run 20ms; regs 1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        assert run.stdout is not None
+        for line in run.stdout:
+            lines.append(line)
+            if line.startswith("GR00"):  # regs 1 printed: the script is done
+                break
+        text = "".join(lines)
+        assert f"gdbserver: listening on 127.0.0.1:{port}" in text, text
+        output = run_gdb(port, "thread 2", "info registers pswa r15", "detach")
+        rest, errors = run.communicate(timeout=60)
+    finally:
+        run.kill()
+    assert run.returncode == 0, errors
+    assert "gdbserver: the client detached" in rest
+    psw = re.search(r"PSW\s+([0-9a-f]{16}) ([0-9a-f]{16})", text)
+    assert psw is not None and register(output, "pswa") == [int(psw[2], 16)], (text, output)

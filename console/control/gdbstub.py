@@ -749,6 +749,8 @@ class GdbServer:
             if busy:
                 self._refuse(sock)
                 continue
+            with contextlib.suppress(OSError):  # replies are small: do not let Nagle hold them
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             target = LparTarget(self.session, name)
             client = _Client(sock, name, Stub(target), target)
             with self._lock:
