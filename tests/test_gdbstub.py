@@ -213,7 +213,12 @@ def test_the_console_runner_serves_gdb_on_its_machine_thread(tmp_path: Path) -> 
             time.sleep(0.05)
     finally:
         runner.stop()
-    messages = [e.message for e in events if getattr(e, "kind", "") == "gdb"]
+    gdb_events = [e for e in events if getattr(e, "kind", "") == "gdb"]
+    messages = [e.message for e in gdb_events]
+    # The console's hardware messages show each of them as a notice.
+    from console.tui.widgets.hmc.hardware import event_lines
+
+    assert event_lines(gdb_events[0], None) == [(messages[0], "notice")]
     assert messages[0].startswith("gdb attached from 127.0.0.1:"), messages
     assert "gdb: interrupted by gdb; every CPU is stopped" in messages and messages[-1].startswith("gdb detached")
 
