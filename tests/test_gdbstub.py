@@ -3,6 +3,7 @@ gdb does not do: a second client, a client that hangs up mid-packet)."""
 
 from __future__ import annotations
 
+import random
 import re
 import shutil
 import socket
@@ -145,12 +146,30 @@ def test_second_client_is_refused_and_a_hangup_mid_packet_detaches(tmp_path: Pat
         with socket.create_connection(("127.0.0.1", served.port), timeout=5) as second:
             second.sendall(frame(b"qSupported"))
             assert _reply(second).startswith(b"E.DumpLab: another gdb is attached")
+        rng = random.Random(14)  # junk, bad checksums, oversized packets: the stub answers on
+        for _ in range(200):
+            first.sendall(bytes(rng.randrange(256) for _ in range(rng.randint(1, 64))))
+            if rng.random() < 0.1:
+                first.sendall(b"$" + b"m" * 0x5000 + b"#00")
+        first.sendall(b"#00" + frame(b"qC"))
+        assert _reply_matching(first, b"QC")
         first.sendall(b"$m10400,")  # and hang up in the middle of the packet
         first.close()
         result = served.join()
         assert result.ok
         lpar = session.lpar
         assert lpar is not None and not lpar.all_stopped()
+
+
+def _reply_matching(sock: socket.socket, prefix: bytes) -> bytes:
+    """The first reply starting with prefix (replies to the junk before it come first)."""
+    decoder = Decoder()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        for item in decoder.feed(sock.recv(65536)):
+            if item.kind == "packet" and item.data.startswith(prefix):
+                return item.data
+    raise AssertionError("no reply")
 
 
 def _reply(sock: socket.socket) -> bytes:
@@ -176,7 +195,16 @@ def test_bad_endpoints_and_a_port_in_use_are_one_line(tmp_path: Path) -> None:
         assert "\n" not in busy.message
         assert session.execute("gdbserver").message == "gdbserver: not running"
         assert not session.execute("gdbserver stop").ok
+        port = free_port()
+        assert session.execute(f"gdbserver {port}").ok
+        assert session.execute("gdbserver").message == (
+            f"gdbserver: listening on 127.0.0.1:{port}, no client attached")
+        again = session.execute(f"gdbserver {port}")
+        assert not again.ok and "already listening" in again.message
+        assert session.execute("gdbserver stop").ok
+        assert session.execute("gdbserver").message == "gdbserver: not running"
     assert main(["run", "--gdb", "nowhere:", "-c", "status"]) == 2
+    assert main(["--gdb", "1:2:3"]) == 2
 
 
 def test_the_console_runner_serves_gdb_on_its_machine_thread(tmp_path: Path) -> None:
@@ -187,7 +215,8 @@ def test_the_console_runner_serves_gdb_on_its_machine_thread(tmp_path: Path) -> 
     events: list[object] = []
     outcomes: list[CommandResult] = []
     session = Session(tmp_path, overrides={"cpus": 2})
-    runner = Runner(session, on_events=events.extend,
+    frames: list[object] = []
+    runner = Runner(session, on_events=events.extend, on_frame=frames.append,
                     on_outcome=lambda outcome: outcomes.append(outcome.result), speed="max")
     runner.start()
     try:
@@ -203,6 +232,9 @@ def test_the_console_runner_serves_gdb_on_its_machine_thread(tmp_path: Path) -> 
             assert _reply(gdb) == b"m1,2"
             gdb.sendall(frame(b"p1"))  # pswa of CPU 0: 8 bytes
             assert len(_reply(gdb)) == 16
+            while time.monotonic() < deadline and not any(
+                    (getattr(f, "gdb", None) or "").startswith("gdb attached from") for f in frames):
+                time.sleep(0.05)  # the frame the status line reads says so
             gdb.sendall(frame(b"c"))
             gdb.sendall(b"\x03")  # interrupt: every CPU stops, the stop reply says SIGINT
             assert _reply(gdb).startswith(b"T02thread:")
