@@ -85,10 +85,14 @@ def test_gdb_sees_threads_registers_and_memory_and_steps(tmp_path: Path) -> None
         before = lpar.snapshot()
         cpu0 = lpar.cpus[0]
         memory = lpar.read(cpu0.real_to_absolute(0x10400), 32)
+        cpu1 = lpar.cpus[1]
+        assert cpu1.prefix != 0  # so that real 0xe18 of CPU 1 is its own lowcore
+        lowcore1 = lpar.read(cpu1.prefix + 0xE18, 32)
+        assert lowcore1 != lpar.read(0xE18, 32)  # absolute 0xe18 is not what CPU 1 sees
         served = Serving(session)
         output = run_gdb(
             served.port, "info threads", "info registers pswa pswm r2 r15", "x/4gx 0x10400",
-            "thread 2", "info registers pswa pswm r2 r15", "thread 1",
+            "thread 2", "info registers pswa pswm r2 r15", "x/4gx 0xe18", "thread 1",
             f"break {BREAK_AT}", "continue", "info registers pswa", "x/1xb $pc", "stepi",
             "info registers pswa", "detach")
         result = served.join()
@@ -104,6 +108,10 @@ def test_gdb_sees_threads_registers_and_memory_and_steps(tmp_path: Path) -> None
     rows = re.findall(r"^0x104[01]0[^:\n]*:\s+(0x[0-9a-f]+)\s+(0x[0-9a-f]+)$", output, re.MULTILINE)
     words = [int(word, 16) for row in rows for word in row]
     assert words == [int.from_bytes(memory[i:i + 8], "big") for i in range(0, 32, 8)]
+    rows = re.findall(r"^0x(?:e18|e28)[^:\n]*:\s+(0x[0-9a-f]+)\s+(0x[0-9a-f]+)$", output,
+                      re.MULTILINE)
+    words = [int(word, 16) for row in rows for word in row]
+    assert words == [int.from_bytes(lowcore1[i:i + 8], "big") for i in range(0, 32, 8)]
     assert re.search(rf"hit Breakpoint 1, 0x[0-9a-f]+ in {BREAK_AT} \(\)", output), output
     stopped_at, stepped_to = register(output, "pswa")[2:4]
     first_byte = int(re.search(r"<" + BREAK_AT + r"\+\d+>:\s+0x([0-9a-f]{2})", output)[1], 16)
