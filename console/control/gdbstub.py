@@ -193,7 +193,7 @@ class Stub:
         "?": "_question", "g": "_read_all", "qfThreadInfo": "_thread_list",
         "qsThreadInfo": "_thread_list_end", "qC": "_current_thread",
         "qAttached": "_attached", "QStartNoAckMode": "_no_ack_mode", "vCont?": "_vcont_query",
-        "D": "_detach", "k": "_kill", "qSymbol::": "_ok",
+        "D": "_detach", "k": "_kill", "qSymbol::": "_ok", "bs": "_reverse", "bc": "_reverse",
     }
 
     def _dispatch(self, text: str, payload: bytes) -> bytes | None:
@@ -403,6 +403,12 @@ class Stub:
         self.target.resume(None if everyone else continued)
         self.running = True
         return self.poll()
+
+    def _reverse(self) -> bytes:
+        # Reverse execution will run on the console's rewind (checkpoints): a Target gains
+        # reverse_step(cpu) -> Stop and reverse_continue() like step/resume, and qSupported
+        # then says ReverseStep+;ReverseContinue+. Until then: unsupported (empty reply).
+        return b""
 
     def _detach(self) -> bytes:
         self.running = False
