@@ -154,6 +154,10 @@ def test_second_client_is_refused_and_a_hangup_mid_packet_detaches(tmp_path: Pat
         with socket.create_connection(("127.0.0.1", served.port), timeout=5) as second:
             second.sendall(frame(b"qSupported"))
             assert _reply(second).startswith(b"E.DumpLab: another gdb is attached")
+        first.sendall(frame(b"c"))  # the machine runs until gdb interrupts it
+        time.sleep(0.2)
+        first.sendall(b"\x03")
+        assert _reply(first).startswith(b"T02thread:")
         rng = random.Random(14)  # junk, bad checksums, oversized packets: the stub answers on
         for _ in range(200):
             first.sendall(bytes(rng.randrange(256) for _ in range(rng.randint(1, 64))))
