@@ -20,6 +20,7 @@ control is all-stop: when gdb gets a stop reply, every CPU is stopped.
 from __future__ import annotations
 
 import contextlib
+import logging
 import queue
 import re
 import socket
@@ -39,6 +40,8 @@ from machine.storage import StorageError
 
 if TYPE_CHECKING:
     from machine.lpar import Lpar
+
+log = logging.getLogger("dumplab.gdb")
 
 DEFAULT_HOST = "127.0.0.1"
 # While gdb lets the machine run, a headless `wait` runs it in slices of this much virtual
@@ -863,6 +866,9 @@ class GdbServer:
             return action()
         except (TargetError, HmcError, StorageError) as error:
             client.target.publish(f"gdb: refused: {error}")
+            return b"E01"
+        except Exception:  # a bug must not kill the machine thread: log it, answer an error
+            log.exception("gdb stub failed on a packet")
             return b"E01"
 
     def _subscribe(self, listener: Callable[[Event], None]) -> Callable[[], None]:
