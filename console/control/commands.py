@@ -801,7 +801,12 @@ def _gdb_wait(session: OperatorSession, server: gdbstub.GdbServer) -> CommandRes
         raise CommandError("gdbserver: 'wait' is for headless runs; the console serves gdb "
                            "while it runs")
     advance = session.advance  # type: ignore[attr-defined]
-    server.serve_until_detached(advance)
+    try:
+        server.serve_until_detached(advance)
+    except KeyboardInterrupt:  # Ctrl-C while no gdb comes: end the wait with one line
+        server.close()
+        session.gdb = None  # type: ignore[attr-defined]
+        return CommandResult(False, "gdbserver: wait interrupted (Ctrl-C); server stopped")
     return _done(f"gdbserver: the client detached; still listening on {server.endpoint}",
                  {"endpoint": server.endpoint})
 
@@ -858,6 +863,8 @@ def _run_gdbserver(session: OperatorSession, args: Mapping[str, Any]) -> Command
                     + _purgatory_note(session), {"listening": server.endpoint})
     if args["wait"]:
         waited = _gdb_wait(session, server)
+        if not waited.ok:
+            return waited
         return _done(started.message + "\n" + waited.message, started.data)
     return started
 
