@@ -293,3 +293,22 @@ def test_dumplab_run_gdb_serves_after_the_script(tmp_path: Path) -> None:
     assert "gdbserver: the client detached" in rest
     psw = re.search(r"PSW\s+([0-9a-f]{16}) ([0-9a-f]{16})", text)
     assert psw is not None and register(output, "pswa") == [int(psw[2], 16)], (text, output)
+
+
+def test_wait_ends_on_ctrl_c_and_is_refused_in_the_console(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from console.control import gdbstub
+
+    def interrupted(self: gdbstub.GdbServer, advance: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gdbstub.GdbServer, "serve_until_detached", interrupted)
+    with Session(tmp_path) as session:
+        result = session.execute(f"gdbserver {free_port()} wait")
+        assert (result.ok, result.message) == (
+            False, "gdbserver: wait interrupted (Ctrl-C); server stopped")
+        assert session.gdb is None
+        session.wake = lambda: None  # as a console runner sets it
+        assert session.execute(f"gdbserver {free_port()}").ok
+        refused = session.execute("gdbserver wait")
+        assert not refused.ok and "'wait' is for headless runs" in refused.message
