@@ -20,6 +20,7 @@ from console.control.commands import CommandResult
 from console.control.gdbcodec import Decoder, frame
 from console.control.journal import read_journal, recording, replay
 from console.control.session import Session
+from machine.images import load_image
 
 GDB = shutil.which("gdb-multiarch")
 needs_gdb = pytest.mark.skipif(GDB is None, reason="gdb-multiarch is not installed")
@@ -312,3 +313,29 @@ def test_wait_ends_on_ctrl_c_and_is_refused_in_the_console(tmp_path: Path,
         assert session.execute(f"gdbserver {free_port()}").ok
         refused = session.execute("gdbserver wait")
         assert not refused.ok and "'wait' is for headless runs" in refused.message
+
+
+@needs_gdb
+def test_gdb_breaks_in_the_purgatory_and_watches_r2_decide(tmp_path: Path) -> None:
+    """docs/GDB.md's worked example: the purgatory runs twice after the panic, r2 = 0 to
+    verify and r2 = 1 to load; after the detach kdump still writes the vmcore."""
+    session = Session(tmp_path, overrides={"cpus": 2})
+    with session:
+        for line in ("activate", "load 0100", "wait-for stage workload-filled", "kdump load",
+                     "wait-for event kexec", "fault panic"):
+            assert session.execute(line).ok, line
+        lpar = session.lpar
+        assert lpar is not None and lpar.kdump.image is not None
+        base = lpar.kdump.image.segment("purgatory").mem
+        served = Serving(session)
+        purgatory = Path(__file__).resolve().parent.parent / "assets/bin/purgatory.elf"
+        output = run_gdb(served.port, f"add-symbol-file {purgatory} -o {base:#x}",
+                         "break *purgatory_main", "continue", "info registers r2 pswa",
+                         "continue", "info registers r2 pswa", "detach")
+        assert served.join().ok
+        dumped = session.execute("wait-for event dump_written timeout=30s")
+    assert output.count("hit Breakpoint 1, 0x") == 2, output
+    assert register(output, "r2") == [0, 1], output
+    entry = base + load_image(purgatory).symbols["purgatory_main"]
+    assert register(output, "pswa") == [entry, entry], output
+    assert dumped.ok, dumped.message
