@@ -33,7 +33,7 @@ from console.control.exits import (
     EXIT_USAGE,
     UsageError,
 )
-from console.control.gdbstub import parse_endpoint
+from console.control.gdbserver import parse_endpoint
 from console.control.journal import (
     add_journal_option,
     add_replay_parser,

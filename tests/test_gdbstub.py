@@ -298,12 +298,12 @@ def test_dumplab_run_gdb_serves_after_the_script(tmp_path: Path) -> None:
 
 def test_wait_ends_on_ctrl_c_and_is_refused_in_the_console(tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    from console.control import gdbstub
+    from console.control import gdbserver
 
-    def interrupted(self: gdbstub.GdbServer, advance: object) -> None:
+    def interrupted(self: gdbserver.GdbServer, advance: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(gdbstub.GdbServer, "serve_until_detached", interrupted)
+    monkeypatch.setattr(gdbserver.GdbServer, "serve_until_detached", interrupted)
     with Session(tmp_path) as session:
         result = session.execute(f"gdbserver {free_port()} wait")
         assert (result.ok, result.message) == (

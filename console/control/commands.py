@@ -24,13 +24,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import capstone
 
-from console.control import gdbstub
+from console.control import gdbserver, gdbstub, gdbtarget
 from machine.breakpoints import BreakpointError
 from machine.faults import FaultError, inject
 from machine.faults import check_words as check_fault_words
 from machine.lpar import HmcError
 from machine.profile import MAX_CPUS, ProfileError
 from machine.profile import parse_devno as machine_parse_devno
+from machine.storage import StorageError
 
 if TYPE_CHECKING:
     from machine.events import Event
@@ -787,7 +788,7 @@ def _parse_gdbserver(words: _Words) -> dict[str, Any]:
         return {"action": first, "cpu": words.cpu(items[1]), "address": address,
                 "data": bytes.fromhex(items[3])}
     try:
-        host, port = gdbstub.parse_endpoint(items[0])
+        host, port = gdbserver.parse_endpoint(items[0])
     except ValueError as error:
         raise words.error(str(error)) from None
     if len(items) > 2 or (len(items) == 2 and items[1].lower() != "wait"):
@@ -795,7 +796,7 @@ def _parse_gdbserver(words: _Words) -> dict[str, Any]:
     return {"action": "start", "host": host, "port": port, "wait": len(items) == 2}
 
 
-def _gdb_server(session: OperatorSession) -> gdbstub.GdbServer | None:
+def _gdb_server(session: OperatorSession) -> gdbserver.GdbServer | None:
     return getattr(session, "gdb", None)
 
 
@@ -808,7 +809,7 @@ def _purgatory_note(session: OperatorSession) -> str:
     return f"; purgatory at {base:#x} (add-symbol-file PURGATORY.elf -o {base:#x})"
 
 
-def _gdb_wait(session: OperatorSession, server: gdbstub.GdbServer) -> CommandResult:
+def _gdb_wait(session: OperatorSession, server: gdbserver.GdbServer) -> CommandResult:
     if getattr(session, "wake", None) is not None:
         raise CommandError("gdbserver: 'wait' is for headless runs; the console serves gdb "
                            "while it runs")
@@ -832,11 +833,11 @@ def _run_gdbserver(session: OperatorSession, args: Mapping[str, Any]) -> Command
         if args["cpu"] >= len(lpar.cpus):
             raise CommandError(f"gdbserver: no CPU {args['cpu']}")
         if action == "write-register":
-            gdbstub.write_register(lpar, args["cpu"], args["name"], args["value"])
+            gdbtarget.write_register(lpar, args["cpu"], args["name"], args["value"])
             return _done(f"gdb set {args['name']} of CPU {args['cpu']} to {args['value']:#x}")
         try:
-            gdbstub.write_memory(lpar, args["cpu"], args["address"], args["data"])
-        except gdbstub.StorageError as error:
+            gdbtarget.write_memory(lpar, args["cpu"], args["address"], args["data"])
+        except StorageError as error:
             raise CommandError(f"gdbserver: write-memory: {error}") from None
         return _done(f"gdb wrote {len(args['data'])} bytes at real {args['address']:#x} "
                      f"(CPU {args['cpu']})")
@@ -865,9 +866,9 @@ def _run_gdbserver(session: OperatorSession, args: Mapping[str, Any]) -> Command
         raise CommandError(f"gdbserver: already listening on {server.endpoint} "
                            "(gdbserver stop first)")
     try:
-        server = gdbstub.GdbServer(session, args["host"], args["port"],  # type: ignore[arg-type]
+        server = gdbserver.GdbServer(session, args["host"], args["port"],  # type: ignore[arg-type]
                                    wake=getattr(session, "wake", None))
-    except gdbstub.GdbServerError as error:
+    except gdbserver.GdbServerError as error:
         raise CommandError(f"gdbserver: {error}") from None
     session.gdb = server  # type: ignore[attr-defined]
     started = _done(f"gdbserver: listening on {server.endpoint} (in gdb-multiarch: set "

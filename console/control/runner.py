@@ -158,7 +158,7 @@ class Runner:
         self._rate_anchor: tuple[float, int] = (time.perf_counter(), 0)
         self._guest_rate = 0.0
         self._unsubscribe = session.bus.subscribe(self._collect)
-        session.wake = self._wake  # gdb's packets (console/control/gdbstub.py) wake the worker
+        session.wake = self._wake  # gdb's packets (console/control/gdbserver.py) wake the worker
 
     # -- the UI side (any thread) -------------------------------------------------------------
 
@@ -430,7 +430,7 @@ class Runner:
         )
 
     def _gdb_status(self) -> str | None:
-        """What the status line can show about gdb (console/control/gdbstub.py)."""
+        """What the status line can show about gdb (console/control/gdbserver.py)."""
         server = self.session.gdb
         client = server.client if server is not None and server.attached else None
         return f"gdb attached from {client.name}" if client is not None else None

@@ -47,7 +47,7 @@ class Session:
         self.overrides = dict(overrides or {})
         self.bus = EventBus()
         self.lpar: Lpar | None = None
-        # The gdb stub (console/control/gdbstub.py) while `gdbserver` listens; a runner sets
+        # The gdb server (console/control/gdbserver.py) while `gdbserver` listens; a runner sets
         # `wake` so that gdb's packets reach the machine's thread; a replay sets `replaying`.
         self.gdb: Any = None
         self.wake: Callable[[], None] | None = None
