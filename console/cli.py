@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from console.classroom.serve import add_serve_parser, serve_command, session_workdir
+from console.control.commands import CommandResult
 from console.control.dumpfiles import convert_command, inspect_command
 from console.control.exits import (
     EXIT_FAILED,
@@ -32,6 +33,7 @@ from console.control.exits import (
     EXIT_USAGE,
     UsageError,
 )
+from console.control.gdbserver import parse_endpoint
 from console.control.journal import (
     add_journal_option,
     add_replay_parser,
@@ -118,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true",
                      help="print every machine event and command result as a JSON line")
     add_journal_option(run)
+    _add_gdb_option(run, "gdb")
     _add_dump_file_commands(subcommands)
     add_replay_parser(subcommands)
     add_lab_parser(subcommands)
@@ -125,6 +128,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve_parser(subcommands)
     add_cast2gif_parser(subcommands)
     return parser
+
+
+def _endpoint(text: str) -> str:
+    try:
+        host, port = parse_endpoint(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return f"{host}:{port}"
+
+
+def _add_gdb_option(parser: Any, dest: str) -> None:
+    parser.add_argument("--gdb", dest=dest, type=_endpoint, metavar="[ADDR:]PORT",
+                        help="serve gdb-multiarch on ADDR:PORT (default address 127.0.0.1), "
+                             "as the gdbserver command does (docs/GDB.md)")
 
 
 def _add_console_options(parser: argparse.ArgumentParser) -> None:
@@ -159,6 +176,7 @@ def _add_console_options(parser: argparse.ArgumentParser) -> None:
     # `dumplab serve` starts one console per browser with this: a fresh DIR/session-* workdir.
     group.add_argument("--workdir-per-session", dest="console_workdir_per_session", type=Path,
                        metavar="BASE", help=argparse.SUPPRESS)
+    _add_gdb_option(group, "console_gdb")
 
 
 def console_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -184,6 +202,8 @@ def console_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         app = DumpLabApp(args.console_workdir, profile=args.console_profile,
                          overrides=overrides,
                          speed="free" if args.console_free_running else "real")
+        if args.console_gdb is not None:
+            app.runner.submit(f"gdbserver {args.console_gdb}")
         with live_recording(app, args.console_record, args.console_idle_limit), \
                 recording(app.session, journal, created_by=f"{dumplab_version()} console"):
             # The console holds at each dump-workflow stage and shows its card
@@ -296,7 +316,7 @@ def run_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         printer = _Printer(session, out, args.json)
         unsubscribe: Callable[[], None] = session.bus.subscribe(printer.event)
         try:
-            results = session.run_script(lines, on_result=printer.result)
+            results = _run_with_gdb(session, lines, printer, args.gdb)
         finally:
             unsubscribe()
     failed = [result for result in results if not result.ok]
@@ -304,6 +324,23 @@ def run_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         err.write(f"dumplab: line {failed[0].line} of {source}: {failed[0].message}\n")
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _run_with_gdb(session: Session, lines: list[str], printer: _Printer,
+                  gdb: str | None) -> list[CommandResult]:
+    """The script; with --gdb, a gdb server started before it and served after it until the
+    client detaches (`gdbserver wait`)."""
+    if gdb is None:
+        return session.run_script(lines, on_result=printer.result)
+    started = session.execute(f"gdbserver {gdb}")
+    printer.result(HistoryEntry(f"gdbserver {gdb}", started))
+    if not started.ok:
+        raise UsageError(f"--gdb: {started.message}")
+    results = session.run_script(lines, on_result=printer.result)
+    if all(result.ok for result in results):
+        waited = session.execute("gdbserver wait")
+        printer.result(HistoryEntry("gdbserver wait", waited))
+    return results
 
 
 def _lab_in_console(lab: Lab, workdir: Path) -> int:

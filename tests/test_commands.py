@@ -115,6 +115,16 @@ GOOD_LINES = [
     ("wait-for wait", "wait-for", {"what": "wait", "cpu": None, "timeout": 5_000_000_000}),
     ("wait-for wait 1 timeout=20ms", "wait-for", {"what": "wait", "cpu": 1, "timeout": 20_000_000}),
     ("wait-for stopped", "wait-for", {"what": "stopped", "timeout": 5_000_000_000}),
+    ("gdbserver", "gdbserver", {"action": "status"}),
+    ("gdbserver 1234", "gdbserver",
+     {"action": "start", "host": "127.0.0.1", "port": 1234, "wait": False}),
+    ("gdbserver 0.0.0.0:1234 wait", "gdbserver",
+     {"action": "start", "host": "0.0.0.0", "port": 1234, "wait": True}),
+    ("gdbserver stop", "gdbserver", {"action": "stop"}),
+    ("gdbserver write-register 1 r15 ff", "gdbserver",
+     {"action": "write-register", "cpu": 1, "name": "r15", "value": 0xFF}),
+    ("gdbserver write-memory 0 10400 0a0b", "gdbserver",
+     {"action": "write-memory", "cpu": 0, "address": 0x10400, "data": b"\x0a\x0b"}),
     ("help", "help", {"topic": None}),
     ("help Load", "help", {"topic": "load"}),
 ]
@@ -180,6 +190,14 @@ BAD_LINES = [
                 "like 10ms)")),
     ("run 5 ms", "run: unexpected 'ms' (usage: run DURATION)"),
     ("break a b", f"break: unexpected 'b' (usage: {BREAK_USAGE})"),
+    ("gdbserver 70000", ("gdbserver: bad address '70000' (expected [ADDR:]PORT, like 1234 or "
+                         "127.0.0.1:1234, PORT 1-65535)")),
+    ("gdbserver host:", ("gdbserver: bad address 'host:' (expected [ADDR:]PORT, like 1234 or "
+                         "127.0.0.1:1234, PORT 1-65535)")),
+    ("gdbserver write-memory 0 10 abc", (
+        "gdbserver: write-memory needs CPU, a hex real address and hex bytes (usage: "
+        "gdbserver [ADDR:]PORT [wait] | gdbserver wait | gdbserver stop | gdbserver | "
+        "gdbserver write-register CPU NAME HEX | gdbserver write-memory CPU ADDR HEX)")),
     ("break clear a b", f"break: unexpected 'b' (usage: {BREAK_USAGE})"),
     ("u", "u: missing ADDR or SYMBOL (usage: u [/s] ADDR|SYMBOL [N])"),
     ("u spin_lock 0", "u: bad count '0' (expected 1-200)"),

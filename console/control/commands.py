@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import capstone
 
+from console.control import gdbserver, gdbstub, gdbtarget
 from machine.breakpoints import BreakpointError
 from machine.checkpoint import CheckpointError
 from machine.cpu import GPRS
@@ -34,6 +35,7 @@ from machine.lpar import HmcError
 from machine.profile import MAX_CPUS, ProfileError
 from machine.profile import parse_devno as machine_parse_devno
 from machine.sourcelines import SourceLine, line_at
+from machine.storage import StorageError
 
 if TYPE_CHECKING:
     from machine.events import Event
@@ -1036,6 +1038,127 @@ def _describe_event(event: Event) -> str:
     return f"Event {event.kind}{cpu}"
 
 
+GDBSERVER_USAGE = ("gdbserver [ADDR:]PORT [wait] | gdbserver wait | gdbserver stop | gdbserver "
+                   "| gdbserver write-register CPU NAME HEX | gdbserver write-memory CPU ADDR HEX")
+
+
+def _parse_gdbserver(words: _Words) -> dict[str, Any]:
+    items = words.items
+    if not items:
+        return {"action": "status"}
+    first = items[0].lower()
+    if first in ("stop", "wait") and len(items) == 1:
+        return {"action": first}
+    if first == "write-register":
+        if len(items) != 4 or items[2] not in gdbstub.REGISTER_NUMBER:
+            raise words.error("write-register needs CPU, a register name (r0, pswa, f2, "
+                              "cr0, prefix, ...) and a hex value", usage=True)
+        value = _parse_hex(items[3])
+        if value is None:
+            raise words.error(f"bad value '{items[3]}' (expected hex)")
+        return {"action": first, "cpu": words.cpu(items[1]), "name": items[2], "value": value}
+    if first == "write-memory":
+        address = _parse_hex(items[2]) if len(items) == 4 else None
+        if address is None or not re.fullmatch(r"(?:[0-9a-fA-F]{2})+", items[3]):
+            raise words.error("write-memory needs CPU, a hex real address and hex bytes",
+                              usage=True)
+        return {"action": first, "cpu": words.cpu(items[1]), "address": address,
+                "data": bytes.fromhex(items[3])}
+    try:
+        host, port = gdbserver.parse_endpoint(items[0])
+    except ValueError as error:
+        raise words.error(str(error)) from None
+    if len(items) > 2 or (len(items) == 2 and items[1].lower() != "wait"):
+        raise words.error(f"unexpected '{items[-1]}'", usage=True)
+    return {"action": "start", "host": host, "port": port, "wait": len(items) == 2}
+
+
+def _gdb_server(session: OperatorSession) -> gdbserver.GdbServer | None:
+    return getattr(session, "gdb", None)
+
+
+def _purgatory_note(session: OperatorSession) -> str:
+    """Where the loaded crash image's purgatory runs, for gdb's add-symbol-file."""
+    lpar = session.lpar
+    if lpar is None or not lpar.activated or lpar.kdump.image is None:
+        return ""
+    base = lpar.kdump.image.segment("purgatory").mem
+    return f"; purgatory at {base:#x} (add-symbol-file PURGATORY.elf -o {base:#x})"
+
+
+def _gdb_wait(session: OperatorSession, server: gdbserver.GdbServer) -> CommandResult:
+    if getattr(session, "wake", None) is not None:
+        raise CommandError("gdbserver: 'wait' is for headless runs; the console serves gdb "
+                           "while it runs")
+    advance = session.advance  # type: ignore[attr-defined]
+    try:
+        server.serve_until_detached(advance)
+    except KeyboardInterrupt:  # Ctrl-C while no gdb comes: end the wait with one line
+        server.close()
+        session.gdb = None  # type: ignore[attr-defined]
+        return CommandResult(False, "gdbserver: wait interrupted (Ctrl-C); server stopped")
+    return _done(f"gdbserver: the client detached; still listening on {server.endpoint}",
+                 {"endpoint": server.endpoint})
+
+
+def _run_gdbserver(session: OperatorSession, args: Mapping[str, Any]) -> CommandResult:
+    action = args["action"]
+    if action.startswith("write-"):
+        lpar = _lpar(session) if session.lpar is not None and session.lpar.activated else None
+        if lpar is None:
+            raise CommandError(f"gdbserver: {action}: the LPAR is not activated")
+        if args["cpu"] >= len(lpar.cpus):
+            raise CommandError(f"gdbserver: no CPU {args['cpu']}")
+        if action == "write-register":
+            gdbtarget.write_register(lpar, args["cpu"], args["name"], args["value"])
+            return _done(f"gdb set {args['name']} of CPU {args['cpu']} to {args['value']:#x}")
+        try:
+            gdbtarget.write_memory(lpar, args["cpu"], args["address"], args["data"])
+        except StorageError as error:
+            raise CommandError(f"gdbserver: write-memory: {error}") from None
+        return _done(f"gdb wrote {len(args['data'])} bytes at real {args['address']:#x} "
+                     f"(CPU {args['cpu']})")
+    if getattr(session, "replaying", False):
+        # A replay has no gdb: what gdb did is in the journal as the commands it ran.
+        return _done("gdbserver: not started in a replay (gdb's actions replay as commands)")
+    server = _gdb_server(session)
+    if action == "status":
+        if server is None:
+            return _done("gdbserver: not running", {"listening": None})
+        client = server.client.name if server.attached and server.client else None
+        state = f"gdb attached from {client}" if client else "no client attached"
+        return _done(f"gdbserver: listening on {server.endpoint}, {state}",
+                     {"listening": server.endpoint, "client": client})
+    if action == "stop":
+        if server is None:
+            raise CommandError("gdbserver: not running")
+        server.close()
+        session.gdb = None  # type: ignore[attr-defined]
+        return _done(f"gdbserver: stopped listening on {server.endpoint}")
+    if action == "wait":
+        if server is None:
+            raise CommandError("gdbserver: not running (start it with gdbserver [ADDR:]PORT)")
+        return _gdb_wait(session, server)
+    if server is not None:
+        raise CommandError(f"gdbserver: already listening on {server.endpoint} "
+                           "(gdbserver stop first)")
+    try:
+        server = gdbserver.GdbServer(session, args["host"], args["port"],  # type: ignore[arg-type]
+                                   wake=getattr(session, "wake", None))
+    except gdbserver.GdbServerError as error:
+        raise CommandError(f"gdbserver: {error}") from None
+    session.gdb = server  # type: ignore[attr-defined]
+    started = _done(f"gdbserver: listening on {server.endpoint} (in gdb-multiarch: set "
+                    f"architecture s390:64-bit; target remote {server.endpoint})"
+                    + _purgatory_note(session), {"listening": server.endpoint})
+    if args["wait"]:
+        waited = _gdb_wait(session, server)
+        if not waited.ok:
+            return waited
+        return _done(started.message + "\n" + waited.message, started.data)
+    return started
+
+
 def _run_help(session: OperatorSession, args: Mapping[str, Any]) -> CommandResult:
     return _done(help_text(args["topic"]))
 
@@ -1212,6 +1335,18 @@ _SPECS = (
         "already happened since the previous wait-for counts, as in `expect`. "
         + _TIMEOUT_HELP + " A timeout fails the command.",
         _parse_wait_for, _run_wait_for),
+    CommandSpec(
+        "gdbserver", GDBSERVER_USAGE,
+        "Let gdb-multiarch attach to the LPAR (GDB remote protocol); stop it; show it.",
+        "`gdbserver [ADDR:]PORT` listens on ADDR (default 127.0.0.1: only this host) for one "
+        "gdb client at a time; starting and stopping it does not disturb the LPAR. An "
+        "attaching gdb stops every CPU (all-stop); `detach` starts again the CPUs gdb stopped. "
+        "Each CPU is a gdb thread; memory is real storage as the selected CPU sees it. `wait` "
+        "(headless `dumplab run` only) serves gdb until the client detaches. `gdbserver stop` "
+        "closes it, `gdbserver` alone shows it. What gdb changes is journalled as commands: "
+        "`step`, `start`, `stop`, `break`, and `gdbserver write-register CPU NAME HEX` / "
+        "`gdbserver write-memory CPU ADDR HEX` for what gdb writes. See docs/GDB.md.",
+        _parse_gdbserver, _run_gdbserver, needs_lpar=False),
     CommandSpec(
         "help", "help [COMMAND]", "List the commands, or describe one.", "",
         _parse_help, _run_help, needs_lpar=False),

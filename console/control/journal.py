@@ -40,6 +40,8 @@ EXIT_OK, EXIT_DIFFERS, EXIT_BAD_JOURNAL = 0, 1, 2
 WORKDIR_TOKEN = "$WORKDIR"
 # Fields that measure the host, not the machine: removed before comparing (docs/JOURNAL.md).
 HOST_FIELDS: dict[str, tuple[str, ...]] = {"dump_written": ("seconds",)}
+# Events about the host's tools, not the machine: a replay has no gdb client (docs/GDB.md).
+HOST_EVENTS = frozenset({"gdb"})
 # A dump file name with the suffix added when an earlier run left a file of the same name.
 _COLLISION_SUFFIX = re.compile(r"\b((?:vmcore|dump)-\d{8}-\d{6})-\d+\b")
 
@@ -379,6 +381,8 @@ class _Comparator:
         self.first_difference: int | None = None
 
     def event(self, event: Event) -> None:
+        if event.kind in HOST_EVENTS:
+            return
         index = len(self.got)
         record = normalise(event.to_dict(), self.workdirs)
         self.got.append(record)
@@ -392,8 +396,10 @@ def replay(journal: Journal, workdir: Path,
     """Run the journal's commands in a fresh session in `workdir` and compare the events.
 
     Stops at the first command after which the events differ: the rest cannot match."""
-    expected = [normalise(record, journal.workdirs) for record in journal.events]
+    expected = [normalise(record, journal.workdirs) for record in journal.events
+                if record.get("kind") not in HOST_EVENTS]
     session = Session(workdir, journal.header["profile"], journal.header.get("overrides"))
+    session.replaying = True
     replayed_dirs = [str(session.workdir.absolute()), str(session.workdir)]
     comparator = _Comparator(expected, replayed_dirs)
     last_command: str | None = None

@@ -97,6 +97,7 @@ class Frame:
     probes: dict[str, Any] = field(default_factory=dict)
     pre_dump: tuple[str, Snapshot] | None = None
     guest_rate: float = 0.0  # virtual ns per real second over the last frame interval
+    gdb: str | None = None  # "gdb attached from HOST:PORT" while a gdb client is attached
 
     @property
     def status(self) -> str:
@@ -157,6 +158,7 @@ class Runner:
         self._rate_anchor: tuple[float, int] = (time.perf_counter(), 0)
         self._guest_rate = 0.0
         self._unsubscribe = session.bus.subscribe(self._collect)
+        session.wake = self._wake  # gdb's packets (console/control/gdbserver.py) wake the worker
 
     # -- the UI side (any thread) -------------------------------------------------------------
 
@@ -274,6 +276,10 @@ class Runner:
 
     def _step(self) -> None:
         """One turn of the worker: a queued item, else a run slice, else a nap."""
+        gdb = self.session.gdb
+        if gdb is not None and gdb.service():  # gdb's packets run here, the machine's thread
+            self._track_lpar()
+            self._dirty = True
         can_run = self._can_run()
         item = self._next_item(block=not can_run)
         if item is not None:
@@ -425,8 +431,14 @@ class Runner:
             seq=self._frame_seq, snapshot=snapshot, running=self._running,
             speed=self._speed.name, busy=self._busy, devices=self._devices(lpar),
             probes=self._run_probes(lpar, snapshot), pre_dump=self._pre_dump,
-            guest_rate=self._measure_rate(snapshot),
+            guest_rate=self._measure_rate(snapshot), gdb=self._gdb_status(),
         )
+
+    def _gdb_status(self) -> str | None:
+        """What the status line can show about gdb (console/control/gdbserver.py)."""
+        server = self.session.gdb
+        client = server.client if server is not None and server.attached else None
+        return f"gdb attached from {client.name}" if client is not None else None
 
     @staticmethod
     def _devices(lpar: Lpar | None) -> tuple[Device, ...]:

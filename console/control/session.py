@@ -47,6 +47,11 @@ class Session:
         self.overrides = dict(overrides or {})
         self.bus = EventBus()
         self.lpar: Lpar | None = None
+        # The gdb server (console/control/gdbserver.py) while `gdbserver` listens; a runner sets
+        # `wake` so that gdb's packets reach the machine's thread; a replay sets `replaying`.
+        self.gdb: Any = None
+        self.wake: Callable[[], None] | None = None
+        self.replaying = False
         self.history: list[HistoryEntry] = []
         self._unmatched: deque[Event] = deque(maxlen=UNMATCHED_EVENTS_KEPT)
         self._unsubscribe = self.bus.subscribe(self._keep)
@@ -198,6 +203,9 @@ class Session:
 
     def close(self) -> None:
         """Release the LPAR and stop listening to the bus."""
+        if self.gdb is not None:
+            self.gdb.close()
+            self.gdb = None
         self._unsubscribe()
         if self.lpar is not None:
             self.lpar.close()

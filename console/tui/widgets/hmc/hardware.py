@@ -73,6 +73,7 @@ _DESCRIBERS = {
         if getattr(event, "source", "") == "operator" else []),
     "panic": _simple("error", "Kernel panic on CPU {cpu}: {message}"),
     "hang": _simple("warning", "The kernel reports a hang ({hang}) on CPU {cpu}"),
+    "gdb": _simple("notice", "{message}"),  # console/control/gdbtarget.py: attach, stops, detach
     "breakpoint": _simple("notice", "CPU {cpu} stopped at breakpoint {label} ({address:#x}): "
                                     "Start or Step goes on"),
 }
