@@ -333,7 +333,7 @@ def test_a_live_session_is_recorded_with_host_times_capped_and_a_journal_that_re
     assert events[0][2] == "\x1b[?1049h"  # a terminal's alternate screen: a real session
     # The session's journal was written beside the recording, and replays.
     records = [json.loads(line) for line in journal.read_text().splitlines()]
-    assert [r["command"] for r in records if r.get("kind") == "command"] == ["activate"]
+    assert [r["command"] for r in records if r.get("kind") == "command"] == ["stage-stop on", "activate"]  # the console turns stage stops on
     status, out, _ = run(capsys, "replay", journal)
     assert status == 0 and out.startswith("replay identical")
 

@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from console.control.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
-from console.training.demos import write_atomically
+from machine import userfiles
 from machine.clock import ACTIVATION_TIME
+from machine.userfiles import UserFileError
 
 # The smallest screen the console is laid out for: a recording smaller than this would
 # show a cut-off HMC.
@@ -178,9 +179,20 @@ def check_target(path: Path, force: bool) -> str | None:
     return None
 
 
+def write_atomically(path: Path, text: str | bytes) -> None:
+    """Write `text` (or bytes: a GIF) beside `path` and rename it into place
+    (machine/userfiles.py): a reader never sees half a file, a failure leaves no partial file,
+    and a symlink, device, FIFO or directory under the name is refused, not replaced."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserFileError(path, error.strerror or str(error)) from None
+    userfiles.write_atomically(path, text)
+
+
 def write_output(path: Path, data: str | bytes) -> None:
     """Every recording and GIF is written through here (under a temporary name, then
-    renamed: demos.write_atomically)."""
+    renamed: write_atomically)."""
     write_atomically(Path(path), data)
 
 

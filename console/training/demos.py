@@ -30,7 +30,7 @@ from typing import Any, Protocol, TextIO
 from console.control.commands import CommandError, CommandResult
 from console.control.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from console.control.session import Session
-from console.training import labtools
+from console.training import casts, labtools
 from console.training.datafiles import (
     DataFileError,
     SourceLines,
@@ -41,7 +41,6 @@ from console.training.datafiles import (
     profile_overrides,
 )
 from console.training.labs import check_script_line
-from machine import userfiles
 from machine.clock import ACTIVATION_TIME
 from machine.events import Event, EventLog
 from machine.paths import assets_dir
@@ -265,18 +264,7 @@ class CastRecorder:
     def write(self, path: Path) -> None:
         """Write the recording under a temporary name, then rename it into place."""
         lines = [json.dumps(self.header()), *(json.dumps(event) for event in self.events)]
-        write_atomically(Path(path), "".join(line + "\n" for line in lines))
-
-
-def write_atomically(path: Path, text: str | bytes) -> None:
-    """Write `text` (or bytes: a GIF) beside `path` and rename it into place
-    (machine/userfiles.py): a reader never sees half a file, a failure leaves no partial file,
-    and a symlink, device, FIFO or directory under the name is refused, not replaced."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UserFileError(path, error.strerror or str(error)) from None
-    userfiles.write_atomically(path, text)
+        casts.write_atomically(Path(path), "".join(line + "\n" for line in lines))
 
 
 class Tee:
@@ -433,8 +421,6 @@ def _refusal(demo: Demo, args: argparse.Namespace) -> str | None:
     """Why the recording options cannot be honoured (None: they can), before anything
     plays: a size below the console's minimum, a target that exists (without --force) or
     cannot be written."""
-    from console.training import casts  # casts imports this module
-
     if not args.headless and (args.record is not None or args.gif is not None):
         refused = casts.check_size(*(args.size or (demo.width, demo.height)))
         if refused:

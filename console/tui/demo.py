@@ -42,6 +42,7 @@ from console.control.journal import HOST_FIELDS, WORKDIR_TOKEN
 from console.control.runner import Frame, Outcome
 from console.control.session import Session
 from console.training import labtools
+from console.training.casts import write_atomically
 from console.training.demos import (
     EXIT_FAILED,
     EXIT_OK,
@@ -49,7 +50,6 @@ from console.training.demos import (
     Demo,
     DemoStep,
     step_failure,
-    write_atomically,
 )
 from console.tui.app import DumpLabApp, help_markdown
 from console.tui.bridge import CommandDone, EventsArrived, FrameReady
