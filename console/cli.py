@@ -155,6 +155,9 @@ def console_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     app = DumpLabApp(args.console_workdir, profile=args.console_profile, overrides=overrides,
                      speed="free" if args.console_free_running else "real")
+    if args.console_workdir_per_session is not None:  # served: status, instructor, results
+        from console.classroom.agent import attach
+        attach(app)
     with recording(app.session, args.console_journal,
                    created_by=f"{dumplab_version()} console"):
         app.run()
