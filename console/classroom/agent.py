@@ -93,6 +93,7 @@ class Agent:
         line = f"Message from the instructor: {text}"
         screen.query_one(HardwareMessages).append(screen.hw_store.add(line, "notice"))
         screen.acknowledge(line, "info")
+        self.app.notify(text, title="Message from the instructor", timeout=30)
 
 
 class LabAttempt:
