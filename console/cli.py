@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from console.classroom.results import add_results_parser, results_command
 from console.classroom.serve import add_serve_parser, serve_command, session_workdir
 from console.control.dumpfiles import convert_command, inspect_command
 from console.control.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
@@ -109,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_lab_parser(subcommands)
     add_demo_parser(subcommands)
     add_serve_parser(subcommands)
+    add_results_parser(subcommands)
     return parser
 
 
@@ -302,6 +304,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
     "lab": functools.partial(lab_command, in_console=_lab_in_console),
     "demo": functools.partial(demo_command, console=_DemoInConsole()),
     "serve": serve_command,
+    "results": results_command,
 }
 
 
