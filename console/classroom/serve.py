@@ -126,6 +126,10 @@ def add_serve_parser(subcommands: Any) -> argparse.ArgumentParser:
     parser.add_argument("--instructor-token", metavar="TOKEN",
                         help="enable the instructor's page /instructor with this token "
                              "(use 'generate' for a random one, printed at start)")
+    parser.add_argument("--behind-proxy", action="store_true",
+                        help="served through a proxy on this machine (jupyter-server-proxy, "
+                             "see docs/CLASSROOM.md): accept the public host name it "
+                             "forwards; needs a loopback --host")
     return parser
 
 
@@ -141,7 +145,8 @@ def _config(args: argparse.Namespace, argv: list[str], lpar_memory: int,
         loopback=is_loopback(args.host),
         max_sessions=args.max_sessions or limits.default_max_sessions(lpar_memory),
         idle_timeout=args.idle_timeout * 60 if args.idle_timeout else None,
-        address_space=limits.address_space_limit(lpar_memory), instructor_token=token)
+        address_space=limits.address_space_limit(lpar_memory), instructor_token=token,
+        behind_proxy=args.behind_proxy)
 
 
 def session_argv(base: Path, profile: str, cpus: int | None = None,
@@ -181,6 +186,10 @@ def serve_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         profile = Session(args.workdir, args.profile, overrides).resolve_profile()
     except ProfileError as error:
         err.write(f"dumplab serve: error: {error}\n")
+        return EXIT_USAGE
+    if args.behind_proxy and not is_loopback(args.host):
+        err.write("dumplab serve: error: --behind-proxy needs a loopback --host: only the "
+                  "proxy on this machine may reach the console\n")
         return EXIT_USAGE
     if profile.memory > limits.MAX_LPAR_MEMORY:
         err.write(f"dumplab serve: error: {format_size(profile.memory)} of storage per "

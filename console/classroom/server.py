@@ -93,6 +93,7 @@ class ServeConfig:
     idle_timeout: float | None  # seconds, None: never
     address_space: int | None  # RLIMIT_AS of each console, None: not limited
     instructor_token: str | None = None
+    behind_proxy: bool = False  # jupyter-server-proxy forwards the public Host
 
 
 @dataclass
@@ -205,6 +206,8 @@ class ClassroomServer(Server):
     def host_allowed(self, request: web.Request) -> bool:
         if not HOST_HEADER.fullmatch(request.host):
             return False
+        if self.config.behind_proxy:  # bound to the loopback: only the proxy reaches it
+            return True
         hostname = urlsplit(f"//{request.host}").hostname or ""
         return not self.config.loopback or is_loopback(hostname)
 
@@ -212,7 +215,10 @@ class ClassroomServer(Server):
         """A request's Origin header (absent for clients that are not browsers) must name
         the server it was sent to: a page of another web site must not drive a console."""
         origin = request.headers.get("Origin")
-        return origin is None or urlsplit(origin).netloc.lower() == request.host.lower()
+        host = request.host
+        if self.config.behind_proxy:
+            host = request.headers.get("X-Forwarded-Host", host).split(",")[0].strip()
+        return origin is None or urlsplit(origin).netloc.lower() == host.lower()
 
     def class_full(self) -> bool:
         return len(self.seats) >= self.config.max_sessions
