@@ -295,6 +295,31 @@ def test_the_server_stops_in_5_s_even_after_a_console_was_killed(
     assert "Traceback" not in output and "InvalidStateError" not in output, output
 
 
+def test_a_frozen_console_does_not_hold_the_server(tmp_path: Path) -> None:
+    """A console that neither reads nor quits (SIGSTOP: as hung as a process gets) is
+    ended by SIGKILL within the stop budget."""
+    server = start(tmp_path)
+
+    async def scenario() -> None:
+        async with aiohttp.ClientSession() as client:
+            tab = await Tab.open(client, server)
+            await until(lambda: len(consoles(server)) == 1, "the console")
+            await until(lambda: tab.received > 1000, "the console to draw")
+            (frozen,) = consoles(server)
+            os.kill(frozen, signal.SIGSTOP)
+            await tab.send("stdin", "x" * 4000)
+            server.process.send_signal(signal.SIGINT)
+            assert await asyncio.to_thread(wait_exit, server.process, 10) < 5.0
+            assert server.process.returncode == 0
+            await until(lambda: not alive(frozen), "the frozen console to be ended", 3)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        stop_server(server)
+    assert "Traceback" not in server.output()
+
+
 # ---------------------------------------------------------------------------------------------
 # The instructor
 
@@ -380,8 +405,17 @@ def test_the_instructor_sees_two_sessions_and_injects_a_fault(tmp_path: Path) ->
         stop_server(server)
 
 
-def test_bad_limits_exit_2() -> None:
-    done = subprocess.run([sys.executable, "-m", "console.cli", "serve", "--max-sessions",
-                           "0"], cwd=ROOT, capture_output=True, text=True, timeout=30,
-                          check=False)
-    assert done.returncode == 2 and "--max-sessions" in done.stderr
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--max-sessions", "0"], "--max-sessions: not a positive whole number"),
+    (["--idle-timeout", "-1"], "--idle-timeout: not a number of minutes"),
+    (["--memory", "2G"], "2G of storage per console is more than a classroom allows (1G)"),
+    (["--behind-proxy", "--host", "0.0.0.0"], "--behind-proxy needs a loopback --host"),
+])
+def test_bad_limits_exit_2(tmp_path: Path, argv: list[str], message: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "console.cli", "serve", "--workdir",
+                           str(tmp_path / "base"), *argv], cwd=ROOT, capture_output=True,
+                          text=True, timeout=30, stdin=subprocess.DEVNULL, check=False)
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr and done.stdout == ""
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1].startswith("dumplab serve: error:")

@@ -160,6 +160,9 @@ class SessionService(AppService):
 
     async def end(self) -> None:
         """End the console whatever its state: quit, then SIGTERM, then SIGKILL."""
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._download_manager.cancel_app_downloads(
+                app_service_id=self.app_service_id), 0.5)
         process = self._process
         if process is not None and process.returncode is None:
             with contextlib.suppress(Exception):
