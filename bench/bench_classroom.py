@@ -9,9 +9,10 @@ process's CPU time from /proc/self/stat: first idle (every CPU in enabled wait b
 ticks), then with `fault hang loop` (every CPU spins).
 
 `sessions`: N websocket clients on a fresh `dumplab serve`, each a browser tab driving its
-console: it activates its LPAR and loads it, then sends keys (switching the console's views)
-and times how long until the console draws; key -> frame latency median and p95, and the RSS
-of each console.
+console through the dump workflow at its command line (activate, load, kdump load, a hang,
+stop all, the stand-alone dumper's load, until the dump is written), then sends keys
+(switching the console's views) and times how long until the console draws: key -> frame
+latency median and p95, the RSS of each console, and the dumps written.
 """
 
 from __future__ import annotations
@@ -109,6 +110,13 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+# What each browser does before the timed keys: the dump workflow, typed at the console's
+# command line (`:`), as an operator would run it from the HMC's tasks.
+WORKFLOW = ("activate", "load 0100", "wait-for stage workload", "kdump load",
+            "fault hang spin", "wait-for event hang", "stop all", "wait-for stopped",
+            "load 0200 store", "wait-for event dump_written timeout=120s")
+
+
 async def browser(url: str, keys: int, latencies: list[float]) -> None:
     import aiohttp
 
@@ -124,20 +132,27 @@ async def browser(url: str, keys: int, latencies: list[float]) -> None:
                     received += len(message.data)
                     drawn.set()
 
+        async def send(text: str) -> None:
+            await websocket.send_str(json.dumps(["stdin", text]))
+
         reader = asyncio.create_task(read())
         await websocket.send_str(json.dumps(["resize", {"width": 120, "height": 40}]))
         while received < 1000:
             await asyncio.sleep(0.1)
         await asyncio.sleep(1.0)
-        # Out of the command line, activate, then Load the boot disk (the Load form's default).
-        for key in ("\x1b", "a", "l", "\r"):
-            await websocket.send_str(json.dumps(["stdin", key]))
+        await send("\x1b")  # out of the OS command line, where the console starts
+        await asyncio.sleep(0.5)
+        for line in WORKFLOW:
+            await send(":")
+            await asyncio.sleep(0.3)
+            await send(line + "\r")
             await asyncio.sleep(1.0)
+        await asyncio.sleep(2.0)
         for index in range(keys):
             await asyncio.sleep(0.5)
             drawn.clear()
             started = time.perf_counter()
-            await websocket.send_str(json.dumps(["stdin", "2" if index % 2 else "1"]))
+            await send("2" if index % 2 else "1")
             try:
                 await asyncio.wait_for(drawn.wait(), 5)
                 latencies.append(time.perf_counter() - started)
@@ -151,7 +166,7 @@ async def run_all(url: str, count: int, keys: int, latencies: list[float]) -> No
 
 
 def sessions(counts: list[int], keys: int) -> None:
-    print(f"{'N':>3} {'median ms':>10} {'p95 ms':>8} {'RSS/console MiB':>16}")
+    print(f"{'N':>3} {'median ms':>10} {'p95 ms':>8} {'RSS/console MiB':>16} {'dumps':>6}")
     best = 0
     for count in counts:
         port = free_port()
@@ -173,6 +188,8 @@ def sessions(counts: list[int], keys: int) -> None:
                 children = [int(p) for p in os.listdir("/proc") if p.isdigit()
                             and _parent(int(p)) == server.pid]
                 rss = statistics.mean(rss_mib(p) for p in children) if children else 0.0
+                dumps = sum(json.loads(status.read_text()).get("dumps", 0)  # the consoles' own
+                            for status in Path(base).glob("session-*/status.json"))
             finally:
                 server.terminate()
                 server.wait(15)
@@ -181,7 +198,7 @@ def sessions(counts: list[int], keys: int) -> None:
         if p95 < 0.2:
             best = count
         print(f"{count:3d} {1000 * statistics.median(latencies):10.0f} {1000 * p95:8.0f} "
-              f"{rss:16.0f}", flush=True)
+              f"{rss:16.0f} {dumps:6d}", flush=True)
     print(f"largest N with p95 under 200 ms: {best or 'none'}")
 
 
