@@ -46,6 +46,7 @@ log = logging.getLogger("dumplab.serve")
 TITLE = "DumpLab HMC"
 QUIT_GRACE = 1.5  # seconds a console gets to quit (SIGTERM) before SIGKILL
 STOP_BUDGET = 4.0  # the whole stop, well inside the 5 s promised in docs/CLASSROOM.md
+INPUT_STALL = 10.0  # seconds a console may leave its input unread before it is ended
 CLOSE_REASON_BYTES = 120  # a websocket close reason is at most 123 bytes
 TRAINEE_COOKIE = "dumplab_trainee"
 TRAINEE_NAME = re.compile(r"[\w .@-]{1,40}")
@@ -314,7 +315,13 @@ class ClassroomServer(Server):
             if kind == "stdin" and isinstance(data, str):
                 if seat.budget.take(len(data)):
                     seat.last_input = time.monotonic()
-                    await service.send_bytes(data.encode("utf-8", "replace"))
+                    try:  # a console that stopped reading must not stall this loop
+                        await asyncio.wait_for(
+                            service.send_bytes(data.encode("utf-8", "replace")), INPUT_STALL)
+                    except TimeoutError:
+                        await self.end_seat(seat, "the console stopped reading its input; "
+                                                  "its log is in its work directory")
+                        return
             elif kind == "resize" and isinstance(data, dict):
                 await service.set_terminal_size(*clamp_size(data.get("width"),
                                                             data.get("height")))
