@@ -117,11 +117,24 @@ WORKFLOW = ("activate", "load 0100", "wait-for stage workload", "kdump load",
             "load 0200 store", "wait-for event dump_written timeout=120s")
 
 
-async def browser(url: str, keys: int, latencies: list[float]) -> None:
+TOKEN = "bench"
+
+
+def row_of(url: str, name: str) -> dict:
+    """This browser's row of the instructor's table (the bench's server has a token)."""
+    with urllib.request.urlopen(f"http://{url}/instructor/sessions.json?token={TOKEN}",
+                                timeout=10) as response:
+        rows = json.loads(response.read())
+    return next((row for row in rows if row["trainee"] == name), {})
+
+
+async def browser(url: str, name: str, keys: int, latencies: list[float],
+                  timeout: float) -> None:
     import aiohttp
 
     async with aiohttp.ClientSession() as client, client.ws_connect(
-            f"ws://{url}/ws?width=120&height=40", origin=f"http://{url}") as websocket:
+            f"ws://{url}/ws?width=120&height=40", origin=f"http://{url}",
+            headers={"Cookie": f"dumplab_trainee={name}"}) as websocket:
         drawn = asyncio.Event()
         received = 0
 
@@ -146,8 +159,12 @@ async def browser(url: str, keys: int, latencies: list[float]) -> None:
             await send(":")
             await asyncio.sleep(0.3)
             await send(line + "\r")
+            await asyncio.sleep(0.5)
+        deadline = time.monotonic() + timeout  # until this console wrote its dump
+        while time.monotonic() < deadline:
+            if (await asyncio.to_thread(row_of, url, name)).get("dumps", 0):
+                break
             await asyncio.sleep(1.0)
-        await asyncio.sleep(2.0)
         for index in range(keys):
             await asyncio.sleep(0.5)
             drawn.clear()
@@ -161,11 +178,13 @@ async def browser(url: str, keys: int, latencies: list[float]) -> None:
         reader.cancel()
 
 
-async def run_all(url: str, count: int, keys: int, latencies: list[float]) -> None:
-    await asyncio.gather(*(browser(url, keys, latencies) for _ in range(count)))
+async def run_all(url: str, count: int, keys: int, latencies: list[float],
+                  timeout: float) -> None:
+    await asyncio.gather(*(browser(url, f"b{index}", keys, latencies, timeout)
+                           for index in range(count)))
 
 
-def sessions(counts: list[int], keys: int) -> None:
+def sessions(counts: list[int], keys: int, timeout: float) -> None:
     print(f"{'N':>3} {'median ms':>10} {'p95 ms':>8} {'RSS/console MiB':>16} {'dumps':>6}")
     best = 0
     for count in counts:
@@ -173,18 +192,20 @@ def sessions(counts: list[int], keys: int) -> None:
         with tempfile.TemporaryDirectory(prefix="dumplab-bench-") as base:
             server = subprocess.Popen(
                 [sys.executable, "-m", "console.cli", "serve", "--port", str(port),
-                 "--workdir", base, "--memory", "128M", "--max-sessions", str(count)],
+                 "--workdir", base, "--memory", "128M", "--max-sessions", str(count),
+                 "--instructor-token", TOKEN],
                 cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
                 for _ in range(100):
                     try:
-                        urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
+                        urllib.request.urlopen(f"http://127.0.0.1:{port}/?name=probe",
+                                               timeout=1)
                         break
                     except OSError:
                         time.sleep(0.2)
                 latencies: list[float] = []
 
-                asyncio.run(run_all(f"127.0.0.1:{port}", count, keys, latencies))
+                asyncio.run(run_all(f"127.0.0.1:{port}", count, keys, latencies, timeout))
                 children = [int(p) for p in os.listdir("/proc") if p.isdigit()
                             and _parent(int(p)) == server.pid]
                 rss = statistics.mean(rss_mib(p) for p in children) if children else 0.0
@@ -218,11 +239,13 @@ def main() -> int:
     sessions_parser = sub.add_parser("sessions")
     sessions_parser.add_argument("counts", nargs="*", type=int, default=[1, 8, 16, 32])
     sessions_parser.add_argument("--keys", type=int, default=20)
+    sessions_parser.add_argument("--timeout", type=float, default=300.0,
+                                 help="seconds each browser waits for its dump")
     args = parser.parse_args()
     if args.what == "idle":
         idle(args.seconds, args.memory)
     else:
-        sessions(args.counts, args.keys)
+        sessions(args.counts, args.keys, args.timeout)
     return 0
 
 
