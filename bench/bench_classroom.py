@@ -118,6 +118,7 @@ WORKFLOW = ("activate", "load 0100", "wait-for stage workload", "kdump load",
 
 
 TOKEN = "bench"
+ended: list[str] = []  # browsers whose session the server ended, with its reason
 
 
 def row_of(url: str, name: str) -> dict:
@@ -140,17 +141,27 @@ async def browser(url: str, name: str, keys: int, latencies: list[float],
 
         async def read() -> None:
             nonlocal received
-            async for message in websocket:
+            while True:
+                message = await websocket.receive()
                 if message.type == aiohttp.WSMsgType.BINARY:
                     received += len(message.data)
                     drawn.set()
+                elif message.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.PING,
+                                          aiohttp.WSMsgType.PONG):
+                    ended.append(f"{name}: {message.extra or message.type.name}")
+                    drawn.set()
+                    return
 
         async def send(text: str) -> None:
-            await websocket.send_str(json.dumps(["stdin", text]))
+            if not ended_here():
+                await websocket.send_str(json.dumps(["stdin", text]))
+
+        def ended_here() -> bool:
+            return any(line.startswith(f"{name}:") for line in ended)
 
         reader = asyncio.create_task(read())
         await websocket.send_str(json.dumps(["resize", {"width": 120, "height": 40}]))
-        while received < 1000:
+        while received < 1000 and not ended_here():
             await asyncio.sleep(0.1)
         await asyncio.sleep(1.0)
         await send("\x1b")  # out of the OS command line, where the console starts
@@ -165,7 +176,7 @@ async def browser(url: str, name: str, keys: int, latencies: list[float],
             if (await asyncio.to_thread(row_of, url, name)).get("dumps", 0):
                 break
             await asyncio.sleep(1.0)
-        for index in range(keys):
+        for index in range(keys if not ended_here() else 0):
             await asyncio.sleep(0.5)
             drawn.clear()
             started = time.perf_counter()
@@ -184,17 +195,18 @@ async def run_all(url: str, count: int, keys: int, latencies: list[float],
                            for index in range(count)))
 
 
-def sessions(counts: list[int], keys: int, timeout: float) -> None:
+def sessions(counts: list[int], keys: int, timeout: float, log_path: Path | None) -> None:
     print(f"{'N':>3} {'median ms':>10} {'p95 ms':>8} {'RSS/console MiB':>16} {'dumps':>6}")
     best = 0
     for count in counts:
         port = free_port()
+        log = log_path.open("ab") if log_path else subprocess.DEVNULL
         with tempfile.TemporaryDirectory(prefix="dumplab-bench-") as base:
             server = subprocess.Popen(
                 [sys.executable, "-m", "console.cli", "serve", "--port", str(port),
                  "--workdir", base, "--memory", "128M", "--max-sessions", str(count),
                  "--instructor-token", TOKEN],
-                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                cwd=ROOT, stdout=log, stderr=log)
             try:
                 for _ in range(100):
                     try:
@@ -214,6 +226,13 @@ def sessions(counts: list[int], keys: int, timeout: float) -> None:
             finally:
                 server.terminate()
                 server.wait(15)
+                if log_path:
+                    log.close()
+        for line in ended:
+            print(f"    session ended early: {line}")
+        ended.clear()
+        if not latencies:
+            continue
         latencies.sort()
         p95 = latencies[int(0.95 * (len(latencies) - 1))]
         if p95 < 0.2:
@@ -239,13 +258,14 @@ def main() -> int:
     sessions_parser = sub.add_parser("sessions")
     sessions_parser.add_argument("counts", nargs="*", type=int, default=[1, 8, 16, 32])
     sessions_parser.add_argument("--keys", type=int, default=20)
+    sessions_parser.add_argument("--log", type=Path, help="append the servers' logs here")
     sessions_parser.add_argument("--timeout", type=float, default=300.0,
                                  help="seconds each browser waits for its dump")
     args = parser.parse_args()
     if args.what == "idle":
         idle(args.seconds, args.memory)
     else:
-        sessions(args.counts, args.keys, args.timeout)
+        sessions(args.counts, args.keys, args.timeout, args.log)
     return 0
 
 
