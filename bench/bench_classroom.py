@@ -195,13 +195,15 @@ async def run_all(url: str, count: int, keys: int, latencies: list[float],
                            for index in range(count)))
 
 
-def sessions(counts: list[int], keys: int, timeout: float, log_path: Path | None) -> None:
+def sessions(counts: list[int], keys: int, timeout: float, log_path: Path | None,
+             keep: Path | None) -> None:
     print(f"{'N':>3} {'median ms':>10} {'p95 ms':>8} {'RSS/console MiB':>16} {'dumps':>6}")
     best = 0
     for count in counts:
         port = free_port()
         log = log_path.open("ab") if log_path else subprocess.DEVNULL
-        with tempfile.TemporaryDirectory(prefix="dumplab-bench-") as base:
+        with tempfile.TemporaryDirectory(prefix="dumplab-bench-") as scratch:
+            base = str(keep / f"n{count}") if keep else scratch
             server = subprocess.Popen(
                 [sys.executable, "-m", "console.cli", "serve", "--port", str(port),
                  "--workdir", base, "--memory", "128M", "--max-sessions", str(count),
@@ -259,13 +261,15 @@ def main() -> int:
     sessions_parser.add_argument("counts", nargs="*", type=int, default=[1, 8, 16, 32])
     sessions_parser.add_argument("--keys", type=int, default=20)
     sessions_parser.add_argument("--log", type=Path, help="append the servers' logs here")
+    sessions_parser.add_argument("--keep", type=Path, metavar="DIR",
+                                 help="keep the session directories in DIR/nN")
     sessions_parser.add_argument("--timeout", type=float, default=300.0,
                                  help="seconds each browser waits for its dump")
     args = parser.parse_args()
     if args.what == "idle":
         idle(args.seconds, args.memory)
     else:
-        sessions(args.counts, args.keys, args.timeout, args.log)
+        sessions(args.counts, args.keys, args.timeout, args.log, args.keep)
     return 0
 
 
