@@ -12,10 +12,11 @@ from pathlib import Path
 from types import SimpleNamespace
 from xml.etree import ElementTree
 
-from console.classroom.agent import LabAttempt
+from console.classroom.agent import LabAttempt, install_lab_recorder
 from console.classroom.channel import RESULTS
 from console.control.session import Session
 from console.training.labs import LabRun, load_labs
+from console.tui.widgets.lab.driver import LabDriver, StepReport
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,6 +57,34 @@ def test_a_lab_attempt_is_one_json_line_in_the_base_directory(tmp_path: Path) ->
     assert record["steps"][0]["hints_used"] == 1
     assert (record["passed"], record["failed"], record["total"]) == (1, 1, len(lab.steps))
     assert record["seconds"] >= 0 and record["ended"] >= record["started"]
+
+
+def test_the_console_s_lab_driver_is_recorded(tmp_path: Path) -> None:
+    """In a served console the agent wraps the console's own LabDriver: a finished lab and
+    an abandoned one are each one record; the console still gets every report."""
+    lab = load_labs().labs[0]
+    agent = SimpleNamespace(trainee="Bob", seat="", lab=None)
+    uninstall = install_lab_recorder(agent)
+    try:
+        for name, finish in (("a", True), ("b", False)):
+            agent.workdir = tmp_path / f"session-{name}"
+            agent.workdir.mkdir()
+            reports: list[StepReport] = []
+            driver = LabDriver(lab, Session(agent.workdir), reports.append, lambda o: None)
+            assert agent.lab is not None and agent.lab.driver is driver
+            if finish:
+                for _ in lab.steps:
+                    driver.run.finish_step("passed")
+                driver.on_report(StepReport(len(lab.steps) - 1, "finished",
+                                            score=driver.run.score()))
+                assert [r.kind for r in reports] == ["finished"]
+            driver.close()
+    finally:
+        uninstall()
+    assert LabDriver.__init__.__name__ == "__init__"  # unwrapped
+    records = [json.loads(line) for line in (tmp_path / RESULTS).read_text().splitlines()]
+    assert [(r["session"], r["outcome"], r["passed"]) for r in records] == [
+        ("session-a", "finished", len(lab.steps)), ("session-b", "abandoned", 0)]
 
 
 def test_results_in_every_format(tmp_path: Path) -> None:

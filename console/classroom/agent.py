@@ -16,6 +16,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,7 @@ class Agent:
 
     def start(self) -> None:
         self.app.session.bus.subscribe(self._event)
-        _install_lab_recorder(self)
+        install_lab_recorder(self)
         self._thread.start()
 
     def _event(self, event: Any) -> None:  # the machine thread
@@ -135,19 +136,16 @@ class LabAttempt:
             log.warning("cannot record the lab result: %s", error)
 
 
-def _install_lab_recorder(agent: Agent) -> None:
-    """Wrap LabDriver in this process so that each attempt is followed and recorded."""
+def install_lab_recorder(agent: Any) -> Callable[[], None]:
+    """Wrap LabDriver in this process so that each attempt is followed and recorded for
+    `agent`; returns the function that unwraps it."""
     cls = lab_driver.LabDriver
-    if getattr(cls, "_classroom_agent", None) is not None:
-        cls._classroom_agent = agent
-        return
-    cls._classroom_agent = agent
     init, solve, close = cls.__init__, cls.solve, cls.close
 
     def wrapped_init(self: Any, *args: Any, **kwargs: Any) -> None:
         init(self, *args, **kwargs)
-        attempt = LabAttempt(cls._classroom_agent, self)
-        cls._classroom_agent.lab = attempt
+        attempt = LabAttempt(agent, self)
+        agent.lab = attempt
         report = self.on_report
 
         def on_report(step_report: Any) -> None:
@@ -170,4 +168,8 @@ def _install_lab_recorder(agent: Agent) -> None:
             attempt.record("abandoned")
         close(self)
 
+    def uninstall() -> None:
+        cls.__init__, cls.solve, cls.close = init, solve, close
+
     cls.__init__, cls.solve, cls.close = wrapped_init, wrapped_solve, wrapped_close
+    return uninstall
