@@ -195,8 +195,11 @@ def test_sessions_up_to_the_cap_then_the_class_is_full(tmp_path: Path) -> None:
             code, _ = await extra.wait_closed()
             assert code == 1013 and "the class is full (2 sessions)" in close_reason(extra)
             assert len(consoles(server)) == 2
-            # A seat frees when a trainee leaves.
-            await tabs[0].close()
+            # A seat frees when a trainee leaves: Ctrl+Q quits the console, and the browser
+            # is told so.
+            await tabs[0].send("stdin", "\x11")
+            await tabs[0].wait_closed()
+            assert close_reason(tabs[0]) == "the trainee quit the console"
             await until(lambda: len(consoles(server)) == 1, "the first console to end")
             assert (await fetch(server.url + "/"))[0] == 200
             await tabs[1].close()

@@ -46,6 +46,7 @@ log = logging.getLogger("dumplab.serve")
 TITLE = "DumpLab HMC"
 QUIT_GRACE = 1.5  # seconds a console gets to quit (SIGTERM) before SIGKILL
 STOP_BUDGET = 4.0  # the whole stop, well inside the 5 s promised in docs/CLASSROOM.md
+QUIT_REASON = "the trainee quit the console"
 INPUT_STALL = 10.0  # seconds a console may leave its input unread before it is ended
 CLOSE_REASON_BYTES = 120  # a websocket close reason is at most 123 bytes
 TRAINEE_COOKIE = "dumplab_trainee"
@@ -280,7 +281,7 @@ class ClassroomServer(Server):
             seat.service = SessionService(
                 self.config.argv, seat, self.config, self._console_exited,
                 write_bytes=websocket.send_bytes, write_str=websocket.send_str,
-                close=functools.partial(self._close_seat, seat, "the console was closed"),
+                close=functools.partial(self._close_seat, seat, QUIT_REASON),
                 download_manager=self.download_manager, debug=self.debug)
             await seat.service.start(width, height)
             log.info("console started for %s (%s, seat %s; %d open)", seat.remote, seat.name,
@@ -341,7 +342,7 @@ class ClassroomServer(Server):
         workdir = seat.workdir(self.config.base)
         where = f"{workdir.name}/console.log" if workdir else "its console.log"
         if code == 0:
-            reason = "the console quit"
+            reason = QUIT_REASON
         else:
             reason = f"the console crashed (exit status {code}); its log is {where}"
             log.warning("seat %s: %s", seat.id, reason)
