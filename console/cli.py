@@ -9,19 +9,30 @@ profile; the other subcommands of docs/DESIGN §6 arrive with later issues.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
 import re
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
 from console.classroom.results import add_results_parser, results_command
 from console.classroom.serve import add_serve_parser, serve_command, session_workdir
 from console.control.dumpfiles import convert_command, inspect_command
-from console.control.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
+from console.control.exits import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_SOFTWARE,
+    EXIT_TERMINATED,
+    EXIT_USAGE,
+    UsageError,
+)
 from console.control.journal import (
     add_journal_option,
     add_replay_parser,
@@ -38,6 +49,8 @@ from machine.events import Event
 from machine.formats.select import SELECTIONS
 from machine.paths import assets_dir
 from machine.profile import Profile, ProfileError, parse_size
+from machine.userfiles import Terminated, UserFileError, read_user_text, shown_path
+from machine.workdir import WorkdirError, claim_workdir
 
 DEFAULT_WORKDIR = Path("dumplab-work")
 
@@ -155,14 +168,16 @@ def console_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise UsageError(str(error)) from None
     from console.tui.app import DumpLabApp  # Textual only for the console, not for `run`
 
-    app = DumpLabApp(args.console_workdir, profile=args.console_profile, overrides=overrides,
-                     speed="free" if args.console_free_running else "real")
-    if args.console_workdir_per_session is not None:  # served: status, instructor, results
-        from console.classroom.agent import attach
-        attach(app)
-    with recording(app.session, args.console_journal,
-                   created_by=f"{dumplab_version()} console"):
-        app.run()
+    with _claimed(args.console_workdir):
+        app = DumpLabApp(args.console_workdir, profile=args.console_profile,
+                         overrides=overrides,
+                         speed="free" if args.console_free_running else "real")
+        if args.console_workdir_per_session is not None:  # served: status, instructor, results
+            from console.classroom.agent import attach
+            attach(app)
+        with recording(app.session, args.console_journal,
+                       created_by=f"{dumplab_version()} console"):
+            app.run()
     return EXIT_OK
 
 
@@ -205,11 +220,13 @@ def _script(args: argparse.Namespace) -> tuple[str, list[str]]:
         if not re.fullmatch(r"[\w.-]+", args.scenario) or not path.is_file():
             known = ", ".join(known_scenarios()) or "none"
             raise UsageError(f"unknown scenario '{args.scenario}' (known: {known})")
-        return f"scenario {args.scenario}", path.read_text(encoding="utf-8").splitlines()
+        return f"scenario {args.scenario}", read_user_text(path, "script").splitlines()
     try:
-        return args.file, Path(args.file).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise UsageError(f"cannot read {args.file}: {error}") from None
+        # A regular file of at most 1 MiB: /dev/zero or a FIFO is refused, not read for ever.
+        return shown_path(args.file), read_user_text(args.file, "script").splitlines()
+    except OSError as error:
+        raise UsageError(f"cannot read {shown_path(args.file)}: "
+                         f"{error.strerror or error}") from None
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -308,6 +325,52 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
 }
 
 
+@contextlib.contextmanager
+def _claimed(workdir: Path | None) -> Iterator[None]:
+    """Check and lock the work directory for the whole command (machine/workdir.py): a bad
+    --workdir, or one another run is using, is a usage error before anything starts."""
+    if workdir is None:
+        yield
+        return
+    try:
+        claim = claim_workdir(workdir)
+    except WorkdirError as error:
+        raise UsageError(str(error)) from None
+    with claim:
+        yield
+
+
+def _workdir(args: argparse.Namespace) -> Path | None:
+    """The work directory a subcommand runs an LPAR in (None: none, or a temporary one)."""
+    if args.subcommand == "run":
+        return args.workdir
+    if args.subcommand == "replay":
+        return args.workdir
+    if args.subcommand == "lab" and args.name != "list":
+        return args.workdir or (None if args.headless and args.solve else DEFAULT_WORKDIR)
+    if args.subcommand == "demo" and args.name != "list":
+        return args.workdir
+    return None
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds(wanted: bool) -> Iterator[None]:
+    """SIGTERM raises Terminated, so that what is being written and temporary directories are
+    removed on the way out, as on Ctrl+C (not for serve, which handles its own signals)."""
+    if not wanted or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: object) -> None:
+        raise Terminated("terminated (SIGTERM)")
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run `dumplab` with `argv` (default: the process arguments); return the exit status."""
     parser = build_parser()
@@ -315,23 +378,35 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_request:  # argparse exits on --help and on usage errors
         return int(exit_request.code or 0)
+    name = f"dumplab {args.subcommand or '(console)'}"
     try:
         command = COMMANDS[args.subcommand] if args.subcommand else console_command
-        return command(args, sys.stdout, sys.stderr)
+        with _sigterm_unwinds(args.subcommand not in (None, "serve")), \
+                _claimed(_workdir(args)):
+            return command(args, sys.stdout, sys.stderr)
     except BrokenPipeError:
         # The reader went away (`dumplab run --json | head`): stop quietly, as `cat` would.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILED
     except UsageError as error:
-        sys.stderr.write(f"dumplab {args.subcommand or '(console)'}: error: {error}\n")
+        sys.stderr.write(f"{name}: error: {error}\n")
         return EXIT_USAGE
+    except UserFileError as error:  # a file named on the command line, refused
+        sys.stderr.write(f"{name}: {error}\n")
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{name}: interrupted (Ctrl+C); files being written were removed\n")
+        return EXIT_INTERRUPTED
+    except Terminated:
+        sys.stderr.write(f"{name}: terminated (SIGTERM); files being written were removed\n")
+        return EXIT_TERMINATED
     except Exception as error:
         # A bug, not an operator mistake: one line unless DUMPLAB_DEBUG asks for the traceback.
         if os.environ.get("DUMPLAB_DEBUG"):
             raise
         sys.stderr.write(f"dumplab: internal error: {type(error).__name__}: {error} "
                          "(set DUMPLAB_DEBUG=1 for the traceback)\n")
-        return EXIT_FAILED
+        return EXIT_SOFTWARE
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from machine.userfiles import check_output_target
+
 BLOCK_SIZE = 4096
 BOOT_RECORD_MAGIC = b"DLIPLREC"
 _BOOT_RECORD = struct.Struct(">8sII32sQQ")
@@ -40,6 +42,9 @@ class Device:
         self._open()
 
     def _open(self) -> None:
+        # The image must be ours: a symlink, a device or a FIFO planted under its name
+        # would have the dump written somewhere the user did not choose.
+        check_output_target(self.path)
         existing = self.path.stat().st_size if self.path.exists() else None
         if existing != self.size:
             with open(self.path, "wb") as f:

@@ -54,6 +54,7 @@ from machine.storage import Storage, StorageError
 from machine.store_status import store_status
 from machine.system import SystemInstructions, short_psw_to_long
 from machine.traces import report_trace
+from machine.workdir import WorkdirError, claim_workdir
 
 # Instructions each CPU runs per round; one round is this many virtual nanoseconds.
 SLICE_INSTRUCTIONS = 20_000
@@ -236,12 +237,18 @@ class Lpar:
         """Create storage, CPUs and devices from the profile; every CPU stopped."""
         if self.activated:
             raise HmcError(f"the LPAR is already activated (status: {self.status}); deactivate it first")
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            # Locked while active: two runs sharing a device image corrupt each other's dumps.
+            claim = claim_workdir(self.workdir)
+        except WorkdirError as exc:
+            raise HmcError(f"cannot activate: {exc}") from None
         try:
             devices = self._create_devices()
-        except (OSError, DeviceError, ImageError) as exc:
+            self.storage = Storage(self.profile.memory)
+        except (OSError, DeviceError, ImageError, StorageError) as exc:
+            claim.release()
             raise HmcError(f"cannot activate: {exc}") from None
-        self.storage = Storage(self.profile.memory)
+        self._workdir_claim = claim
         self.uc = new_engine()
         self.uc.mem_map_ptr(0, self.storage.size, UC_PROT_ALL, self.storage.address)
         self.uc.hook_add(UC_HOOK_INTR, self._on_interrupt)
@@ -289,6 +296,7 @@ class Lpar:
         storage, self.storage = self.storage, None
         gc.collect()  # the engine must be gone before its storage is unmapped
         storage.close()
+        self._workdir_claim.release()
 
     def load(self, devno: int, *, clear: bool = False, store_status: bool = False, parm: str = "") -> str:
         """HMC Load: (store status,) reset normal or clear, IPL the program on devno."""

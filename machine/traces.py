@@ -32,7 +32,7 @@ BOOT_STAGES = {1: "parm area read", 2: "lowcores set up", 3: "os_info written",
                4: "CPUs started", 5: "workload running"}
 HANG_KINDS = {1: "spin", 2: "wait", 3: "deadlock", 4: "loop"}
 TRIGGERS = {1: "panic", 2: "restart"}
-ACTIONS = {1: "stop", 2: "dump"}
+ACTIONS = {1: "stop", 2: "dump", 3: "dump_reipl"}
 
 
 def report_trace(lpar: Lpar, cpu: Cpu, event_id: int, args: tuple[int, ...]) -> None:

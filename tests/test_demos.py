@@ -175,7 +175,7 @@ BROKEN = {
     "answer in a demo": (GOOD.replace('"load 0100"', '"answer 2"'), 5,
                          "'answer' belongs in a solve script"),
     "unknown key": (GOOD.replace("pause = 1.5", "wait = 1.5"), 6, "step 1: unknown key 'wait'"),
-    "negative pause": (GOOD.replace("pause = 1.5", "pause = -1"), 6, "must not be negative"),
+    "negative pause": (GOOD.replace("pause = 1.5", "pause = -1"), 6, "must be 0 to 600 seconds"),
     "bad pacing": (GOOD + "\n[pacing]\nlines = 0.1\n", 9, "pacing: unknown key 'lines'"),
     "no steps": ('title = "x"\n', 1, "demo: missing 'steps'"),
 }

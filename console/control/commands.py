@@ -41,6 +41,9 @@ MAX_READ_LENGTH = 0x1000
 DEFAULT_UNASSEMBLE_COUNT = 16
 MAX_UNASSEMBLE_COUNT = 200
 MAX_INSTRUCTION_LENGTH = 6  # bytes: s390 instructions are 2, 4 or 6 bytes long
+# The longest virtual time one command may run (run, a wait-for timeout) and one journal run
+# record may hold: beyond it a typo (`run 99999999s`) would run until killed (docs/COMMANDS.md).
+MAX_VIRTUAL_NS = 3600 * 1_000_000_000
 MAX_STEP_COUNT = 1_000_000  # stepping runs a Python hook per instruction: keep it bounded
 WAIT_FOR_KINDS = ("console", "stage", "event", "wait", "stopped")
 STOPPED_POLL_NS = 1_000_000  # wait-for stopped re-checks the CPU states every 1 ms (virtual)
@@ -154,6 +157,8 @@ class _Words:
         if ns is None:
             raise self.error(f"bad {what} '{word}' (expected a number and a unit: "
                              "ns, us, ms or s, like 10ms)")
+        if ns > MAX_VIRTUAL_NS:
+            raise self.error(f"{what} '{word}' too long (at most 3600s of virtual time)")
         return ns
 
 
@@ -505,6 +510,9 @@ def _code_address(lpar: Lpar, where: str) -> tuple[int, str]:
     if _CODE_ADDRESS.fullmatch(where):
         return int(where, 16), f"{int(where, 16):#x}"
     address = lpar.code_address(where)
+    if address is None and re.fullmatch(r"[0-9a-f]+", where, re.IGNORECASE):
+        raise CommandError(f"break: no symbol '{where}' (an address that starts with a letter "
+                           f"is written 0x{where})")
     if address is None:
         loaded = lpar.program.name if lpar.program is not None else "no program"
         raise CommandError(f"break: no symbol '{where}' (loaded: {loaded}; other programs as "
@@ -618,6 +626,10 @@ def _run_unassemble(session: OperatorSession, args: Mapping[str, Any]) -> Comman
         address, _ = _code_address(lpar, args["where"])
     except CommandError as error:
         raise CommandError(str(error).replace("break:", "u:", 1)) from None
+    if address >= lpar.profile.memory:
+        raise CommandError(f"u: address {address:#x} is beyond the LPAR's storage "
+                           f"({lpar.profile.memory >> 20} MiB, up to "
+                           f"{lpar.profile.memory - 1:#x})")
     length = min(args["count"] * MAX_INSTRUCTION_LENGTH, lpar.profile.memory - address)
     data = lpar.read(address, max(length, 0)) if length > 0 else b""
     program = lpar.program
@@ -816,8 +828,10 @@ _SPECS = (
         "flip one byte, so that a checksum or digest no longer matches. "
         "`unload-kdump`: the kdump kernel is unloaded without the operator seeing it. "
         "`kdump-save-fails`: the next vmcore save finds its target full (No space left on "
-        "device), so kdump fails after the swap and stops in the disabled wait 0x4B02; a "
-        "stand-alone dump then holds two systems (`dumplab inspect --select prod|kdump`).",
+        "device), so kdump fails after the swap and runs its failure action (profile "
+        "`kdump_failure`: `reboot` by default, `halt`: the disabled wait 0x4B02, `dump`: it "
+        "IPLs the stand-alone dumper); a stand-alone dump then holds two systems "
+        "(`dumplab inspect --select prod|kdump`).",
         _parse_fault, _run_fault),
     CommandSpec(
         "kdump", "kdump [load|unload|status]",

@@ -16,6 +16,7 @@ from console.control.commands import CommandError, CommandResult, execute, is_bl
 from machine.events import Event, EventBus
 from machine.lpar import HmcError, Lpar
 from machine.profile import Profile
+from machine.userfiles import printable
 
 # Events not yet consumed by a wait-for are kept for the next one; bound the memory they take.
 UNMATCHED_EVENTS_KEPT = 100_000
@@ -146,7 +147,8 @@ class Session:
         try:
             result = execute(self, parse(line))
         except CommandError as error:
-            result = CommandResult(False, str(error))
+            # One line even for a line with control characters (a journal's command record).
+            result = CommandResult(False, printable(str(error)))
         entry = HistoryEntry(line.strip(), result)
         self.history.append(entry)
         # After the command's events: a journal sees each command right after what it caused.

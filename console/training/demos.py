@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -39,9 +38,11 @@ from console.training.datafiles import (
     profile_overrides,
 )
 from console.training.labs import check_script_line
+from machine import userfiles
 from machine.clock import ACTIVATION_TIME
 from machine.events import Event, EventLog
 from machine.paths import assets_dir
+from machine.userfiles import UserFileError, check_output_target
 
 PROMPT = "HMC> "
 CAPTION_STYLE, RESET = "\x1b[1;36m", "\x1b[0m"
@@ -84,13 +85,28 @@ class Demo:
     steps: tuple[DemoStep, ...]
 
 
+# Bounds of a demo's numbers: a pause or pacing delay is seconds of the recording; the size
+# is the terminal's, in cells. Beyond them a recording is useless (or, for nan/inf, not JSON).
+MAX_SECONDS = 600.0
+SIZE_RANGE = {"width": (40, 500), "height": (10, 200)}
+
+
 def _number(value: Any, key: str, source: SourceLines, index: int | None, what: str,
             name: str | None = None) -> float:
     expect_type(value, (int, float), key=key, source=source, index=index, what=what, name=name)
-    if value < 0:
+    if not 0 <= value <= MAX_SECONDS:  # false for nan too
         raise source.error(source.key_line(key, index, name),
-                           f"{what}: '{key}' must not be negative")
+                           f"{what}: '{key}' must be 0 to {MAX_SECONDS:g} seconds")
     return float(value)
+
+
+def _size(data: dict[str, Any], key: str, default: int, source: SourceLines) -> int:
+    value = expect_type(data.get(key, default), int, key=key, source=source, index=None,
+                        what="demo")
+    low, high = SIZE_RANGE[key]
+    if not low <= value <= high:
+        raise source.error(source.key_line(key), f"demo: '{key}' must be {low} to {high}")
+    return value
 
 
 def _step(table: Any, source: SourceLines, index: int) -> DemoStep:
@@ -126,16 +142,15 @@ def _pacing(data: dict[str, Any], source: SourceLines) -> dict[str, float]:
 def load_demo(path: Path) -> Demo:
     """Read and check one demo file; DataFileError names the file and the line."""
     path = Path(path)
-    data, source = load_toml(path)
+    data, source = load_toml(path, "demo")
     expect_keys(data, required=("title", "steps"),
                 optional=("lab", "width", "height", "profile", "pacing"), source=source,
                 index=None, what="demo")
     steps = data["steps"]
     if not isinstance(steps, list) or not steps:
         raise source.error(source.key_line("steps"), "demo: 'steps' must be [[steps]] tables")
-    size = [expect_type(data.get(key, default), int, key=key, source=source, index=None,
-                        what="demo") for key, default in zip(("width", "height"), DEFAULT_SIZE,
-                                                            strict=True)]
+    size = [_size(data, key, default, source)
+            for key, default in zip(("width", "height"), DEFAULT_SIZE, strict=True)]
     return Demo(path.stem, path,
                 expect_type(data["title"], str, key="title", source=source, index=None,
                             what="demo"),
@@ -244,19 +259,14 @@ class CastRecorder:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, then rename it into place: a reader
-    never sees half a file, and a failure leaves no partial file behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    """Write `text` beside `path` and rename it into place (machine/userfiles.py): a reader
+    never sees half a file, a failure leaves no partial file, and a symlink, device, FIFO or
+    directory under the name is refused, not replaced."""
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(name, path)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserFileError(path, error.strerror or str(error)) from None
+    userfiles.write_atomically(path, text)
 
 
 class Tee:
@@ -407,6 +417,12 @@ def demo_command(args: argparse.Namespace, out: TextIO, err: TextIO, *,
         known = ", ".join(demo.name for demo in demos) or "none"
         err.write(f"dumplab demo: unknown demo '{args.name}' (known: {known})\n")
         return EXIT_USAGE
+    if args.record is not None:
+        try:  # before playing: a device, FIFO, symlink or directory is refused, untouched
+            check_output_target(args.record)
+        except UserFileError as error:
+            err.write(f"dumplab demo: --record {error}\n")
+            return EXIT_FAILED
     if args.screenshots is not None:
         return console.screenshots(demo, args.screenshots, args.workdir)
     if not args.headless and args.record is None:

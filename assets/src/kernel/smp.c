@@ -175,6 +175,35 @@ void smp_send_stop(void)
 	}
 }
 
+/* Wait until SIGP SENSE reports the CPU stopped. */
+void smp_wait_stopped(unsigned int cpu)
+{
+	unsigned int status = 0;
+
+	while (sigp(cpu, SIGP_SENSE, 0, &status) == SIGP_CC_BUSY || !(status & SIGP_STATUS_STOPPED))
+		status = 0;
+}
+
+/* Run fn(data) on the IPL CPU, as Linux's smp_call_ipl_cpu does before kdump: directly when
+ * we are it; otherwise through its restart interruption (restart_fn, restart_data and
+ * restart_source in its lowcore, then SIGP RESTART, which also starts it from the stopped
+ * state), and this CPU stops so that the IPL CPU can store its status. */
+void smp_call_ipl_cpu(void (*fn)(unsigned long), unsigned long data)
+{
+	unsigned int self = smp_processor_id();
+	unsigned long lc = lowcore_ptr[kernel.machine.ipl_cpu];
+
+	if (self == kernel.machine.ipl_cpu) {
+		fn(data);
+		return;
+	}
+	*(unsigned long *)(lc + LC_RESTART_FN) = (unsigned long)fn;
+	*(unsigned long *)(lc + LC_RESTART_DATA) = data;
+	*(unsigned long *)(lc + LC_RESTART_SOURCE) = self;
+	sigp(kernel.machine.ipl_cpu, SIGP_RESTART, 0, NULL);
+	smp_stop_self();
+}
+
 void smp_stop_self(void)
 {
 	sigp(smp_processor_id(), SIGP_STOP, 0, NULL);
