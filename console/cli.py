@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from console.classroom.results import add_results_parser, results_command
 from console.classroom.serve import add_serve_parser, serve_command, session_workdir
 from console.control.commands import CommandResult
 from console.control.dumpfiles import convert_command, inspect_command
@@ -127,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_demo_parser(subcommands)
     add_serve_parser(subcommands)
     add_cast2gif_parser(subcommands)
+    add_results_parser(subcommands)
     return parser
 
 
@@ -202,6 +204,9 @@ def console_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         app = DumpLabApp(args.console_workdir, profile=args.console_profile,
                          overrides=overrides,
                          speed="free" if args.console_free_running else "real")
+        if args.console_workdir_per_session is not None:  # served: status, instructor, results
+            from console.classroom.agent import attach
+            attach(app)
         if args.console_gdb is not None:
             app.runner.submit(f"gdbserver {args.console_gdb}")
         with live_recording(app, args.console_record, args.console_idle_limit), \
@@ -378,6 +383,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
     "demo": functools.partial(demo_command, console=_DemoInConsole()),
     "serve": serve_command,
     "cast2gif": cast2gif_command,
+    "results": results_command,
 }
 
 

@@ -37,9 +37,20 @@ class EngineError(RuntimeError):
     """The installed unicorn does not behave like the release DumpLab was built for."""
 
 
-def new_engine() -> Uc:
-    """A fresh s390x engine with the default CPU model (other models can abort on KIMD)."""
-    return Uc(UC_ARCH_S390X, UC_MODE_BIG_ENDIAN)
+# The ceiling of one engine's translated-code buffer. unicorn 2.1 commits that buffer as it
+# fills, up to 1 GiB by default, and DumpLab fills it fast (every CPU switch and every change of
+# exits drops translations, which are then made again): an unbounded LPAR grew ~10 MB/s. A full
+# buffer is flushed and refilled, so a small one only costs retranslation (UNICORN_NOTES.md §11,
+# measured in bench/bench_lpar_memory.py).
+TCG_BUFFER_SIZE = 32 << 20
+
+
+def new_engine(tcg_buffer_size: int | None = None) -> Uc:
+    """A fresh s390x engine with the default CPU model (other models can abort on KIMD), its
+    translation buffer capped (the cap must be set before the engine first runs)."""
+    uc = Uc(UC_ARCH_S390X, UC_MODE_BIG_ENDIAN)
+    uc.ctl_set_tcg_buffer_size(tcg_buffer_size or TCG_BUFFER_SIZE)
+    return uc
 
 
 def flush_tlb(uc: Uc) -> None:

@@ -821,6 +821,14 @@ class Lpar:
             return cpu.pending.restart or self._could_take_external(cpu)
         return False
 
+    def ns_until_ready(self, limit: int) -> int:
+        """Virtual ns before any CPU can run (0: one can now), at most `limit`: how far a
+        paced runner may jump in one slice while every CPU waits for a timer."""
+        if not self.activated or any(self._is_ready(cpu) for cpu in self.cpus):
+            return 0
+        wakeups = [self._next_timer_ns(cpu) for cpu in self.cpus if cpu.state == CpuState.WAIT]
+        return min([limit] + [max(w, 1) for w in wakeups if w is not None])
+
     def _idle_until(self, limit: int) -> None:
         """Nothing can run: jump to the next timer event of a waiting CPU, or to limit."""
         wakeups = [self._next_timer_ns(cpu) for cpu in self.cpus if cpu.state == CpuState.WAIT]

@@ -24,7 +24,7 @@ import errno
 import ipaddress
 import os
 import re
-import shlex
+import secrets
 import signal
 import socket
 import sys
@@ -33,21 +33,18 @@ import threading
 import time
 from pathlib import Path
 from typing import Any, TextIO
-from urllib.parse import urlsplit
 
+from console.classroom import limits
+from console.classroom.hosts import is_loopback
 from console.control.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from console.control.session import Session
 from console.tui.terminal import served_in_browser
-from machine.profile import ProfileError, parse_size
+from machine.profile import ProfileError, format_size, parse_size
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8000
 DEFAULT_BASE = Path("dumplab-classroom")
-TITLE = "DumpLab HMC"
-STOP_TIMEOUT = 10.0  # seconds a console gets to quit after its browser went away
 ORPHAN_GRACE = 5.0   # seconds a console whose server died gets to quit before it is ended
-# A Host header as the index page may repeat it: a name or IPv4 address, or an IPv6 literal,
-# with an optional port. Anything else is refused (the page is not HTML-escaped).
-HOST_HEADER = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
+SESSION_ID = re.compile(r"[0-9a-f]{8}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -73,6 +70,27 @@ def _memory(text: str) -> str:
     return text
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"not a positive whole number: {text!r}")
+    return value
+
+
+def _minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 7 * 24 * 60:
+        raise argparse.ArgumentTypeError(f"not a number of minutes: {text!r} (0 turns the "
+                                         "idle timeout off)")
+    return value
+
+
 def add_serve_parser(subcommands: Any) -> argparse.ArgumentParser:
     """The `dumplab serve` subcommand."""
     parser = subcommands.add_parser(
@@ -94,8 +112,41 @@ def add_serve_parser(subcommands: Any) -> argparse.ArgumentParser:
                              "assets/profiles/ or a .toml file (default: default)")
     parser.add_argument("--cpus", type=int, metavar="N", help="override the profile's CPU count")
     parser.add_argument("--memory", type=_memory, metavar="SIZE",
-                        help="override the profile's memory size (e.g. 512M, 1G)")
+                        help="override the profile's memory size (e.g. 512M, 1G); each "
+                             "console's LPAR gets this size, at most "
+                             f"{format_size(limits.MAX_LPAR_MEMORY)}")
+    parser.add_argument("--max-sessions", type=_positive_int, metavar="N",
+                        help="consoles at once; past that the page says the class is full "
+                             "(default: min(cores x 8, available memory / (LPAR memory + "
+                             "150 MiB)))")
+    parser.add_argument("--idle-timeout", type=_minutes, metavar="MINUTES",
+                        default=limits.IDLE_TIMEOUT_MINUTES,
+                        help="end a session after this long without input; its files stay "
+                             f"(default: {limits.IDLE_TIMEOUT_MINUTES:g}; 0: never)")
+    parser.add_argument("--instructor-token", metavar="TOKEN",
+                        help="enable the instructor's page /instructor with this token "
+                             "(use 'generate' for a random one, printed at start)")
+    parser.add_argument("--behind-proxy", action="store_true",
+                        help="served through a proxy on this machine (jupyter-server-proxy, "
+                             "see docs/CLASSROOM.md): accept the public host name it "
+                             "forwards; needs a loopback --host")
     return parser
+
+
+def _config(args: argparse.Namespace, argv: list[str], lpar_memory: int,
+            out: TextIO) -> Any:
+    from console.classroom.server import ServeConfig
+
+    token = args.instructor_token
+    if token == "generate":
+        token = secrets.token_urlsafe(18)
+    return ServeConfig(
+        argv=tuple(argv), host=args.host, port=args.port, base=args.workdir.resolve(),
+        loopback=is_loopback(args.host),
+        max_sessions=args.max_sessions or limits.default_max_sessions(lpar_memory),
+        idle_timeout=args.idle_timeout * 60 if args.idle_timeout else None,
+        address_space=limits.address_space_limit(lpar_memory), instructor_token=token,
+        behind_proxy=args.behind_proxy)
 
 
 def session_argv(base: Path, profile: str, cpus: int | None = None,
@@ -112,17 +163,6 @@ def session_argv(base: Path, profile: str, cpus: int | None = None,
     if memory is not None:
         argv += ["--memory", memory]
     return argv
-
-
-def is_loopback(host: str) -> bool:
-    """Whether `host` (an address or name to listen on, or a Host header's name) is this
-    machine only."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _display_url(host: str, port: int) -> str:
@@ -143,16 +183,29 @@ def serve_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.memory is not None:
         overrides["memory"] = parse_size(args.memory)
     try:  # a bad profile or override is a usage error now, not in every browser later
-        Session(args.workdir, args.profile, overrides).resolve_profile()
+        profile = Session(args.workdir, args.profile, overrides).resolve_profile()
     except ProfileError as error:
         err.write(f"dumplab serve: error: {error}\n")
+        return EXIT_USAGE
+    if args.behind_proxy and not is_loopback(args.host):
+        err.write("dumplab serve: error: --behind-proxy needs a loopback --host: only the "
+                  "proxy on this machine may reach the console\n")
+        return EXIT_USAGE
+    if profile.memory > limits.MAX_LPAR_MEMORY:
+        err.write(f"dumplab serve: error: {format_size(profile.memory)} of storage per "
+                  f"console is more than a classroom allows "
+                  f"({format_size(limits.MAX_LPAR_MEMORY)}); choose a smaller --memory\n")
         return EXIT_USAGE
     try:
         args.workdir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         err.write(f"dumplab serve: cannot create {args.workdir}: {error.strerror or error}\n")
         return EXIT_FAILED
-    argv = session_argv(args.workdir, args.profile, args.cpus, args.memory)
+    # Every console gets the profile's memory as an override: `activate BIG.toml` in a
+    # console then cannot take more storage than the server planned for.
+    argv = session_argv(args.workdir, args.profile, args.cpus, args.memory or
+                        format_size(profile.memory))
+    config = _config(args, argv, profile.memory, out)
     if not is_loopback(args.host):
         err.write(f"dumplab serve: warning: listening on {args.host}: the console is now "
                   "reachable from the network (anyone who reaches this port gets an LPAR)\n")
@@ -160,12 +213,18 @@ def serve_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     def ready() -> None:
         out.write(f"dumplab serve: the console is at {_display_url(args.host, args.port)} "
-                  f"(one LPAR per browser tab, work directories in {args.workdir.resolve()}); "
-                  "Ctrl+C stops\n")
+                  f"(one LPAR per browser tab, at most {config.max_sessions}; work "
+                  f"directories in {args.workdir.resolve()}); Ctrl+C stops\n")
+        if config.instructor_token:
+            out.write("dumplab serve: the instructor's page is "
+                      f"{_display_url(args.host, args.port)}instructor?token="
+                      f"{config.instructor_token}\n")
         out.flush()
 
+    from console.classroom.server import ClassroomServer  # aiohttp only for `dumplab serve`
+
     try:
-        _build_server(argv, args.host, args.port, loopback=is_loopback(args.host)).run(ready)
+        ClassroomServer(config).run(ready)
     except OSError as error:
         if error.errno == errno.EADDRINUSE:
             reason = "the port is in use (choose another with --port)"
@@ -185,7 +244,13 @@ def session_workdir(base: Path) -> Path:
     """A fresh work directory under `base` for this console, which also quits if the server
     that started it dies (a console must not run on without its browser)."""
     base.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(dir=base, prefix=time.strftime("session-%Y%m%d-%H%M%S-")))
+    prefix = time.strftime("session-%Y%m%d-%H%M%S-")
+    seat = os.environ.get("DUMPLAB_SESSION_ID", "")
+    if SESSION_ID.fullmatch(seat):  # the server's name for this seat: it finds the directory
+        workdir = base / f"{prefix}{seat}"
+        workdir.mkdir(mode=0o700)
+    else:
+        workdir = Path(tempfile.mkdtemp(dir=base, prefix=prefix))
     if served_in_browser():
         threading.Thread(target=_quit_with_parent, args=(os.getppid(),), daemon=True,
                          name="dumplab-serve-parent").start()
@@ -200,133 +265,3 @@ def _quit_with_parent(parent: int) -> None:
     os._exit(EXIT_FAILED)
 
 
-# --------------------------------------------------------------------------------------------
-# The server: textual-serve's, with the process started without a shell
-
-
-def _origin_matches(origin: str | None, host: str) -> bool:
-    """Whether a request's Origin header (absent for clients that are not browsers) names the
-    server it was sent to: a page of another web site must not open a console."""
-    if origin is None:
-        return True
-    return urlsplit(origin).netloc.lower() == host.lower()
-
-
-def _build_server(argv: list[str], host: str, port: int, *, loopback: bool) -> Any:
-    """textual-serve's Server, serving `argv`: imported here, only by `dumplab serve`."""
-    import asyncio
-
-    import aiohttp_jinja2
-    from aiohttp import WSCloseCode, web
-    from textual_serve.app_service import AppService
-    from textual_serve.server import Server, log, to_int
-
-    class SessionService(AppService):
-        """One browser's console, started from an argument vector: no shell."""
-
-        def __init__(self, argv: tuple[str, ...], **kwargs: Any) -> None:
-            super().__init__(shlex.join(argv), **kwargs)
-            self.argv = argv
-
-        async def _open_app_process(self, width: int = 80, height: int = 24) -> Any:
-            self._process = process = await asyncio.create_subprocess_exec(
-                *self.argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                env=self._build_environment(width=width, height=height))
-            self._stdin = process.stdin
-            return process
-
-        async def stop(self) -> None:
-            """Ask the console to quit; end it if it has not after STOP_TIMEOUT."""
-            try:
-                await asyncio.wait_for(super().stop(), STOP_TIMEOUT)
-            except (TimeoutError, ConnectionError):
-                self._task = None
-            process = self._process
-            if process is not None and process.returncode is None:
-                try:
-                    await asyncio.wait_for(process.wait(), 1.0)
-                except TimeoutError:
-                    log.warning("a console did not quit: ending process %d", process.pid)
-                    process.kill()
-                    await process.wait()
-
-    class ClassroomServer(Server):
-        def __init__(self) -> None:
-            super().__init__(shlex.join(argv), host=host, port=port, title=TITLE)
-            self.argv = tuple(argv)
-            self.sessions = 0
-            self.websockets: set[web.WebSocketResponse] = set()
-
-        def _host_allowed(self, request: web.Request) -> bool:
-            if not HOST_HEADER.fullmatch(request.host):
-                return False
-            return not loopback or is_loopback(urlsplit(f"//{request.host}").hostname or "")
-
-        async def on_startup(self, app: web.Application) -> None:
-            """Quiet: serve_command says where the console is once the port is bound."""
-
-        async def on_shutdown(self, app: web.Application) -> None:
-            """Close the browsers' connections, so that their consoles quit now, not when
-            aiohttp's shutdown timeout runs out."""
-            for websocket in list(self.websockets):
-                await websocket.close(code=WSCloseCode.GOING_AWAY, message=b"server stopped")
-
-        def run(self, ready: Any) -> None:
-            self.initialize_logging()
-            web.run_app(self._make_app(), host=self.host, port=self.port,
-                        handle_signals=True, print=lambda _text: ready())
-
-        @aiohttp_jinja2.template("app_index.html")
-        async def handle_index(self, request: web.Request) -> dict[str, Any]:
-            """The page, with its URLs on the host the browser asked for: it works through
-            an SSH tunnel on another port and with --host 0.0.0.0."""
-            if not self._host_allowed(request):
-                raise web.HTTPMisdirectedRequest(text="dumplab serve: unknown host\n")
-            scheme = "https" if request.secure else "http"
-            base = f"{scheme}://{request.host}"
-            return {
-                "font_size": max(6, min(48, to_int(request.query.get("fontsize", "16"), 16))),
-                "app_websocket_url": ("wss" if request.secure else "ws")
-                + f"://{request.host}{request.app.router['websocket'].url_for()}",
-                "config": {"static": {"url": f"{base}/static/"}},
-                "application": {"name": TITLE},
-            }
-
-        async def handle_websocket(self, request: web.Request) -> web.WebSocketResponse:
-            """textual-serve's handler, with SessionService and the host and origin checks."""
-            if not self._host_allowed(request):
-                raise web.HTTPMisdirectedRequest(text="dumplab serve: unknown host\n")
-            if not _origin_matches(request.headers.get("Origin"), request.host):
-                raise web.HTTPForbidden(text="dumplab serve: cross-origin connection refused\n")
-            websocket = web.WebSocketResponse(heartbeat=15)
-            width = to_int(request.query.get("width", "80"), 80)
-            height = to_int(request.query.get("height", "24"), 24)
-            service: SessionService | None = None
-            started = False
-            try:
-                await websocket.prepare(request)
-                self.websockets.add(websocket)
-                service = SessionService(
-                    self.argv, write_bytes=websocket.send_bytes, write_str=websocket.send_str,
-                    close=websocket.close, download_manager=self.download_manager,
-                    debug=self.debug)
-                await service.start(width, height)
-                started = True
-                self.sessions += 1
-                log.info("console started for %s (%d open)", request.remote, self.sessions)
-                await self._process_messages(websocket, service)
-            except asyncio.CancelledError:
-                await websocket.close()
-            except Exception as error:  # noqa: BLE001 - one browser's failure, not the server's
-                log.exception(error)
-            finally:
-                self.websockets.discard(websocket)
-                if service is not None:
-                    await service.stop()
-                if started:
-                    self.sessions -= 1
-                    log.info("console ended for %s (%d open)", request.remote, self.sessions)
-            return websocket
-
-    return ClassroomServer()

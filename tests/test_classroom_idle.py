@@ -1,0 +1,67 @@
+"""What an LPAR costs the class machine (issue 12): its translation buffer is capped, and a
+paced LPAR whose CPUs all wait jumps to its next timer instead of stepping through the wait."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from conftest import MS, Booted
+
+from console.control.runner import Runner
+from console.control.session import Session
+from machine.engine import TCG_BUFFER_SIZE, new_engine
+from machine.lpar import CpuState
+
+
+def test_every_engine_has_its_translation_buffer_capped(booted: Booted) -> None:
+    # unicorn's default is 1 GiB, committed as it fills: a running LPAR grew ~10 MB/s.
+    assert new_engine().ctl_get_tcg_buffer_size() == TCG_BUFFER_SIZE == 32 << 20
+    assert booted.lpar.uc.ctl_get_tcg_buffer_size() == TCG_BUFFER_SIZE
+
+
+def test_an_idle_lpar_says_when_its_next_timer_fires(booted: Booted) -> None:
+    lpar = booted.lpar
+    lpar.run(50 * MS)  # the workload's memory is filled: the CPUs idle between 10 ms ticks
+    while lpar.ns_until_ready(100 * MS) == 0:
+        lpar.run(20_000)
+    assert all(cpu.state == CpuState.WAIT for cpu in lpar.cpus)
+    idle = lpar.ns_until_ready(100 * MS)
+    assert 0 < idle <= 10 * MS  # the next tick, no later
+    assert lpar.ns_until_ready(idle // 2) == idle // 2  # capped by the caller's limit
+    lpar.run(idle)
+    assert lpar.ns_until_ready(100 * MS) == 0  # a tick is due: a CPU can run
+
+
+def test_the_paced_runner_does_not_spin_through_an_idle_lpar(tmp_path: Path) -> None:
+    """At the default speed (real time), an LPAR idling between 10 ms ticks once cost half a
+    core: the runner advanced it in 200 us slices, 5000 a second. It now jumps to the next
+    tick and sleeps until real time catches up: at most a few hundred slices a second."""
+    session = Session(tmp_path, "default", {"memory": 128 << 20})
+    done = threading.Event()
+    runner = Runner(session, on_outcome=lambda outcome: done.set())
+    runner.start()
+    try:
+        for line in ("activate", "load 0100"):
+            runner.submit(line)
+        runner.submit("wait-for stage workload")
+        for _ in range(3):
+            done.clear()
+            assert done.wait(60)
+        # The workload fills its pages (slower on a busy host), then idles between ticks.
+        deadline = time.monotonic() + 60
+        while not all(cpu.state == CpuState.WAIT for cpu in session.lpar.snapshot().cpus):
+            assert time.monotonic() < deadline, "the workload did not settle into its ticks"
+            time.sleep(0.05)
+        slices: list[int] = []
+        session.subscribe_runs(lambda ns, free: slices.append(ns))
+        started, virtual = time.monotonic(), session.lpar.clock.now
+        time.sleep(2.0)
+        elapsed = time.monotonic() - started
+        assert len(slices) / elapsed < 1000, f"{len(slices) / elapsed:.0f} slices a second"
+        assert max(slices) > 1 * MS  # whole waits, not 200 us steps
+        # ... and the machine still moves: the jumps are real runs, not skipped time.
+        assert session.lpar.clock.now > virtual
+    finally:
+        runner.stop()
