@@ -85,26 +85,22 @@ void spin_unlock(volatile unsigned int *lock)
 
 /* Absolute 0-0x1FFF is reached through the real address of our own prefix area (prefixing
  * swaps the two), as Linux's memcpy_absolute does. */
-void write_absolute_u64(unsigned long address, unsigned long value)
+static unsigned long absolute_to_real(unsigned long address)
 {
 	unsigned int prefix;
-	unsigned long real = address;
 
 	asm volatile("stpx %0" : "=Q" (prefix));
-	if (address < LOWCORE_SIZE)
-		real = prefix + address;
-	asm volatile("stg %1,0(%0)" : : "a" (real), "d" (value) : "memory");
+	return address < LOWCORE_SIZE ? prefix + address : address;
+}
+
+void write_absolute_u64(unsigned long address, unsigned long value)
+{
+	asm volatile("stg %1,0(%0)" : : "a" (absolute_to_real(address)), "d" (value) : "memory");
 }
 
 void write_absolute_u32(unsigned long address, unsigned int value)
 {
-	unsigned int prefix;
-	unsigned long real = address;
-
-	asm volatile("stpx %0" : "=Q" (prefix));
-	if (address < LOWCORE_SIZE)
-		real = prefix + address;
-	asm volatile("st %1,0(%0)" : : "a" (real), "d" (value) : "memory");
+	asm volatile("st %1,0(%0)" : : "a" (absolute_to_real(address)), "d" (value) : "memory");
 }
 
 unsigned long uptime_ms(void)
