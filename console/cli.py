@@ -157,8 +157,7 @@ def console_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                      speed="free" if args.console_free_running else "real")
     with recording(app.session, args.console_journal,
                    created_by=f"{dumplab_version()} console"):
-        app.run()
-    return EXIT_OK
+        return app.run_console()  # 70 after one line naming console.log on a crash
 
 
 def _add_dump_file_commands(subcommands: Any) -> None:

@@ -21,8 +21,9 @@ from textual import on
 from textual.binding import Binding, BindingType
 from textual.message import Message
 
+from console.control.exits import EXIT_SOFTWARE
 from console.control.runner import DEFAULT_SPEED, Outcome
-from console.training.labs import Lab
+from console.training.labs import Lab, Score
 from console.tui.app import HELP_DIR, DumpLabApp
 from console.tui.screens.dialogs import ConfirmScreen
 from console.tui.screens.main import MainScreen
@@ -300,6 +301,21 @@ class LabApp(DumpLabApp):
             self.main.queue_check()
         return ticket
 
+    def score_summary(self) -> str:
+        """What the terminal shows once the console closed: the lab, each step's mark, and the
+        score as the text mode prints it (steps not reached count as not passed)."""
+        progress = self.lab_progress
+        passed = sum(outcome == PASSED for outcome in progress.outcomes)
+        if progress.status == PASSED:
+            passed += 1  # passed, but the trainee did not press > before quitting
+        hints = sum(result.hints_used for result in self.driver.run.results)
+        hints += 0 if progress.over else len(progress.hints)
+        failed = sum(outcome == FAILED for outcome in progress.outcomes)
+        score = progress.score or Score(progress.total, passed, failed,
+                                        progress.total - passed - failed, hints)
+        return (f"Lab {self.lab.number}: {self.lab.title}\n"
+                f"  {progress.marks()}\n  {score.line()}\n")
+
     @property
     def exit_status(self) -> int:
         """0 if every step's check passed, 1 otherwise."""
@@ -328,5 +344,7 @@ def run_lab(lab: Lab, workdir: Path) -> int:
         sys.stderr.write(problem)
         return EXIT_NO_TERMINAL
     app = LabApp(lab, workdir)
-    app.run()
+    if app.run_console() == EXIT_SOFTWARE:
+        return EXIT_SOFTWARE  # the one line naming console.log is said
+    sys.stdout.write(app.score_summary())
     return app.exit_status

@@ -223,6 +223,12 @@ class MainScreen(Screen[None]):
         if rest and outcome.source == "prompt":
             self.show_tab("tab-hardware")
 
+    def report_internal_error(self, text: str) -> None:
+        """One line in hardware messages and on the acknowledgement line (crash containment,
+        console/tui/crash.py)."""
+        self.query_one(HardwareMessages).append(self.hw_store.add(text, "error"))
+        self.acknowledge(text, "refused")
+
     def acknowledge(self, text: str, severity: str) -> None:
         style = {"ok": "bold $success", "refused": "bold $error", "info": "$foreground"}[severity]
         mark = {"ok": "✔", "refused": "✘", "info": "›"}[severity]

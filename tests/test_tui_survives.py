@@ -1,0 +1,127 @@
+"""The console survives what a classroom does to it (issue 10): resizes in the middle of a
+view, a bug in a widget, a crash loop. Each test names the failure it guards against.
+
+Crash containment (console/tui/crash.py): an exception in a handler is logged with its
+traceback to the work directory's console.log, said in one line in hardware messages, and the
+console goes on with the machine; a crash loop ends the app with status 70.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from test_tui_app import ack, boot, leave_input, make_app, pilot_test, until
+from textual.widgets import Input, OptionList
+
+from console.control.exits import EXIT_SOFTWARE
+from console.tui import crash
+from console.tui.app import DumpLabApp
+from console.tui.screens.main import MainScreen
+from console.tui.widgets.hmc.status import LparStatus
+
+
+@pytest.fixture(autouse=True)
+def steady_cursor(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Input, "_toggle_cursor", lambda self: None)
+
+
+def internal_error_lines(app: DumpLabApp) -> list[str]:
+    return [line.text for line in app.main.hw_store.lines
+            if line.text.startswith("Internal error in the console")]
+
+
+@pilot_test
+async def test_resize_to_80x24_with_where_in_memory_shown(tmp_path: Path) -> None:
+    """Found 1: at 120×40, Workflow, a stage with addresses, then 80×24: rich's chop_cells
+    divided by a width of 0 laying out "Where in memory", and the console died."""
+    app, log = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await boot(pilot, app, log)
+        await pilot.press("escape", "3", "down", "down")
+        where = app.main.query_one("#stage-where", OptionList)
+        await until(pilot, lambda: where.option_count > 1, "addresses in Where in memory")
+        for size in ((80, 24), (60, 20), (20, 8), (200, 60), (80, 24)):
+            await pilot.resize_terminal(*size)
+            await pilot.pause()
+            assert app.crashes.errors == [], size
+        assert app.is_running and app.runner.alive
+        assert where.size.width > 0
+
+
+@pilot_test
+async def test_an_exception_in_a_key_handler_is_contained(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(self: MainScreen, delta: int) -> None:
+        raise ZeroDivisionError("a bug in the CPU selection")
+    monkeypatch.setattr(MainScreen, "action_cpu", broken)
+    app, log = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await leave_input(pilot)
+        await pilot.press("right_square_bracket")
+        await until(pilot, lambda: app.crashes.errors, "the error contained")
+        # One line in hardware messages and on the acknowledgement line; the details in the log.
+        lines = internal_error_lines(app)
+        assert len(lines) == 1 and "ZeroDivisionError" in lines[0]
+        assert "console.log" in lines[0] and "ZeroDivisionError" in ack(app)
+        text = (tmp_path / "console.log").read_text(encoding="utf-8")
+        assert "Traceback (most recent call last)" in text
+        assert "a bug in the CPU selection" in text
+        # The console and the machine go on: the next key still works.
+        await pilot.press("a")
+        await until(pilot, lambda: [e.operation for e in log.of_kind("hmc")] == ["activate"],
+                    "Activate after the error")
+        assert app.is_running and app.runner.alive and app.return_code is None
+
+
+@pilot_test
+async def test_an_exception_in_a_message_from_the_machine_is_contained(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+
+    def broken(self: MainScreen, outcome: object) -> None:
+        calls.append(outcome)
+        raise KeyError("outcome view")
+    monkeypatch.setattr(MainScreen, "show_outcome", broken)
+    app, log = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.submit("activate")
+        await until(pilot, lambda: calls and app.crashes.errors, "the error contained")
+        assert log.of_kind("hmc") and app.is_running and app.runner.alive
+        assert "showing Outcome: KeyError" in app.crashes.errors[0]
+
+
+@pilot_test
+async def test_a_crash_loop_ends_the_app_with_status_70(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(self: LparStatus) -> str:
+        raise RuntimeError("every redraw fails")
+    app, _log = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        monkeypatch.setattr(LparStatus, "render", broken)
+        # Not pilot.pause(): it redraws from the test itself, outside the app's handlers.
+        for _ in range(200):
+            if app.return_code is not None:
+                break
+            app.main.query_one(LparStatus).refresh()
+            await asyncio.sleep(0.02)
+        assert app.return_code == EXIT_SOFTWARE
+    assert len(app.crashes.errors) >= crash.CRASH_LOOP_ERRORS
+    text = (tmp_path / "console.log").read_text(encoding="utf-8")
+    assert "every redraw fails" in text and "stops with status 70" in text
+
+
+def test_run_console_says_one_line_and_exits_70(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    def broken_run(self: DumpLabApp, **kwargs: object) -> None:
+        raise OSError("the terminal went away")
+    monkeypatch.setattr(DumpLabApp, "run", broken_run)
+    app = DumpLabApp(tmp_path, overrides={"cpus": 1}, running=False)
+    assert app.run_console() == EXIT_SOFTWARE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(tmp_path / "console.log") in err
+    assert "Traceback" not in err
+    assert "the terminal went away" in (tmp_path / "console.log").read_text(encoding="utf-8")
