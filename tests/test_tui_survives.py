@@ -12,7 +12,16 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from test_tui_app import ack, boot, leave_input, make_app, pilot_test, until
+from test_tui_app import (
+    ack,
+    answered,
+    boot,
+    kinds,
+    leave_input,
+    make_app,
+    pilot_test,
+    until,
+)
 from textual.widgets import Input, OptionList
 
 from console.control.exits import EXIT_SOFTWARE
@@ -125,3 +134,36 @@ def test_run_console_says_one_line_and_exits_70(
     assert err.count("\n") == 1 and str(tmp_path / "console.log") in err
     assert "Traceback" not in err
     assert "the terminal went away" in (tmp_path / "console.log").read_text(encoding="utf-8")
+
+
+@pilot_test
+async def test_f7_says_each_stage_event_with_its_own_status(tmp_path: Path) -> None:
+    """Found 3: F7 (`wait-for event stage`) said "Stage checks done" for a failed check and
+    "Stage cpu-status done" once per CPU, all alike."""
+    app, log = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await boot(pilot, app, log)
+        lines = ("kdump load", "wait-for event kexec", "fault corrupt purgatory",
+                 "fault hang spin", "wait-for event hang", "stop all", "load 0200 store")
+        count = len(app.session.history)
+        for line in lines:
+            app.submit(line)
+        await answered(pilot, app, count + len(lines))
+        await leave_input(pilot)
+        said: list[str] = []
+        # Each F7 says the next stage event, in order (the machine may have run past it).
+        while not any(m.startswith("Stage full-dump done") for m in said) and len(said) < 80:
+            count = len(app.session.history)
+            await pilot.press("f7")
+            await answered(pilot, app, count + 1)
+            said.append(app.session.history[-1].result.message)
+    stages = [e for e in kinds(log, "stage") if e.t >= kinds(log, "ipl")[-1].t]
+    failed = [e for e in stages if e.stage == "checks" and e.status == "failed"]
+    assert failed, "the corrupted purgatory fails the checks"
+    assert any(m.startswith("Stage checks failed at t=") and failed[0].detail in m
+               for m in said)
+    assert not any(m.startswith("Stage checks done") for m in said)
+    per_cpu = [m for m in said if m.startswith("Stage cpu-status")]
+    assert len(per_cpu) == 2 and per_cpu[0].endswith("CPU 0: " + per_cpu[0].split("CPU 0: ")[-1])
+    assert len(set(per_cpu)) == 2 and {"CPU 0:", "CPU 1:"} <= {m.split(": ", 1)[1][:6]
+                                                              for m in per_cpu}
