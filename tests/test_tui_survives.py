@@ -29,6 +29,8 @@ from console.tui import crash
 from console.tui.app import DumpLabApp
 from console.tui.screens.main import MainScreen
 from console.tui.widgets.hmc.status import LparStatus
+from console.tui.widgets.workflow.model import Timeline
+from machine.events import NotesSavedEvent, StageEvent
 
 
 @pytest.fixture(autouse=True)
@@ -167,3 +169,30 @@ async def test_f7_says_each_stage_event_with_its_own_status(tmp_path: Path) -> N
     assert len(per_cpu) == 2 and per_cpu[0].endswith("CPU 0: " + per_cpu[0].split("CPU 0: ")[-1])
     assert len(set(per_cpu)) == 2 and {"CPU 0:", "CPU 1:"} <= {m.split(": ", 1)[1][:6]
                                                               for m in per_cpu}
+
+
+def test_where_in_memory_lists_only_addresses_inside_storage() -> None:
+    """Found 4: the date in a dump's file name, a byte count and addresses beyond storage were
+    offered as places in memory."""
+    timeline = Timeline()
+    timeline.feed([
+        StageEvent(t=1, cpu=0, stage="vmcore", status="done",
+                   detail="vmcore-20260101-000020: 53968896 bytes at 0x2000000"),
+        StageEvent(t=2, cpu=0, stage="vmcore", status="done", detail="beyond at 0x40000000"),
+    ])
+    record = timeline.stages["vmcore"]
+    assert record.addresses(storage=128 << 20) == [0x2000000]
+    assert sorted(record.addresses()) == [0x2000000, 0x40000000]
+
+
+def test_each_elf_note_names_the_cpu_it_belongs_to() -> None:
+    """Found 4: "CPU 0 registers saved" four times: the event's cpu runs the purgatory; the
+    note is of pr_pid (CPU address + 1) and its prefix."""
+    timeline = Timeline()
+    timeline.feed([NotesSavedEvent(t=n, cpu=0, pid=n + 1, prefix=0x10000 * (n + 1),
+                                   address=0x1800000 + 0x200 * n, size=0x200)
+                   for n in range(4)])
+    notes = [text for _, text in timeline.stages["notes"].notes]
+    assert notes[0] == ("CPU 0 (pr_pid 1, prefix 0x10000): registers saved in the note at "
+                        "0x1800000")
+    assert [text.split(" (")[0] for text in notes] == ["CPU 0", "CPU 1", "CPU 2", "CPU 3"]

@@ -152,7 +152,8 @@ class MainScreen(Screen[None]):
         elif active == "tab-code":
             self.query_one(DisassemblyView).show(frame.probes.get("code"))
         elif active == "tab-workflow":
-            self.query_one(WorkflowPane).set_regions(self.regions)
+            self.query_one(WorkflowPane).set_regions(
+                self.regions, facts.memory if isinstance(facts, StorageFacts) else None)
 
     def _detail_due(self, frame: Frame) -> bool:
         moment = time.monotonic()
