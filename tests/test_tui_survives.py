@@ -29,6 +29,7 @@ from console.tui import crash
 from console.tui.app import DumpLabApp
 from console.tui.screens.main import MainScreen
 from console.tui.widgets.hmc.status import LparStatus
+from console.tui.widgets.messages.log import MessageLog
 from console.tui.widgets.workflow.model import Timeline
 from machine.events import NotesSavedEvent, StageEvent
 
@@ -196,3 +197,38 @@ def test_each_elf_note_names_the_cpu_it_belongs_to() -> None:
     assert notes[0] == ("CPU 0 (pr_pid 1, prefix 0x10000): registers saved in the note at "
                         "0x1800000")
     assert [text.split(" (")[0] for text in notes] == ["CPU 0", "CPU 1", "CPU 2", "CPU 3"]
+
+
+@pilot_test
+async def test_the_messages_log_follows_new_lines_at_80x24(tmp_path: Path) -> None:
+    """Found 5: once the boot messages filled the log at 80×24 (long lines: a horizontal
+    scrollbar came and shrank the view), it stopped following: the reply to `kdump load`
+    was not visible until Esc, End."""
+    app, log = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await boot(pilot, app, log)
+        os_log = app.main.query_one("#os-log", MessageLog)
+        count = len(app.session.history)
+        while os_log.max_scroll_y < 5 and count < 80:  # the log full, as after a long boot
+            app.submit("oscmd kdump status")
+            app.submit("wait-for console kdump:")
+            count += 2
+            await answered(pilot, app, count)
+            await pilot.pause()
+        assert os_log.max_scroll_y >= 5, "the log is full"
+        app.submit("kdump load")
+        app.submit("wait-for event kexec")
+        await answered(pilot, app, count + 2)
+        await pilot.pause()
+        newest = app.main.os_store.lines[-1].seq
+        shown = os_log.visible_lines[int(os_log.scroll_y):
+                                     int(os_log.scroll_y) + os_log.scrollable_content_region.height]
+        assert newest in [line.seq for line in shown]
+        assert any(line.text.startswith("kdump") and "loaded" in line.text
+                   and "not loaded" not in line.text for line in shown), [l.text for l in shown]
+        # Scrolled up by the reader, it stays where the reader is.
+        os_log.focus()
+        await pilot.press("home")
+        app.submit("status")
+        await answered(pilot, app, count + 3)
+        assert os_log.scroll_y == 0 and not os_log.following
