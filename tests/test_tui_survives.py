@@ -27,6 +27,7 @@ from textual.widgets import Input, OptionList
 from console.control.exits import EXIT_SOFTWARE
 from console.tui import crash
 from console.tui.app import DumpLabApp
+from console.tui.screens.load import LoadForm
 from console.tui.screens.main import MainScreen
 from console.tui.widgets.hmc.status import LparStatus
 from console.tui.widgets.messages.log import MessageLog
@@ -232,3 +233,19 @@ async def test_the_messages_log_follows_new_lines_at_80x24(tmp_path: Path) -> No
         app.submit("status")
         await answered(pilot, app, count + 3)
         assert os_log.scroll_y == 0 and not os_log.following
+
+
+@pytest.mark.parametrize("query", ["stand-alone", "dump program", "SAD"])
+@pilot_test
+async def test_the_palette_finds_the_stand_alone_dumper(query: str, tmp_path: Path) -> None:
+    """Found 9: the command palette found nothing for "stand-alone", "dump program", "SAD"."""
+    app, _log = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*query)
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, LoadForm), "the Load form")
+        assert app.screen.load_type == "dump"
+        assert app.screen.query_one("#load-address", Input).value == "0200"
