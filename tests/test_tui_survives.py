@@ -249,3 +249,44 @@ async def test_the_palette_finds_the_stand_alone_dumper(query: str, tmp_path: Pa
         await until(pilot, lambda: isinstance(app.screen, LoadForm), "the Load form")
         assert app.screen.load_type == "dump"
         assert app.screen.query_one("#load-address", Input).value == "0200"
+
+
+@pilot_test
+async def test_the_first_keys_work_where_the_welcome_says(tmp_path: Path) -> None:
+    """Found 7: the welcome says "Press a to Activate" but the focus was in the OS command
+    line; the Load form selected 0100 (Space erased it) and its type needed Shift+Tab."""
+    app, log = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert "Press a to Activate" in ack(app) and "F5" in ack(app)
+        await pilot.press("a")  # no Esc first
+        await answered(pilot, app, 1)
+        assert [e.operation for e in kinds(log, "hmc")] == ["activate"]
+        await pilot.press("l")
+        await until(pilot, lambda: isinstance(app.screen, LoadForm), "the Load form")
+        address = app.screen.query_one("#load-address", Input)
+        assert app.focused is address and address.selected_text == ""
+        await pilot.press("space")  # typed after 0100, not over it
+        assert address.value == "0100 "
+        await pilot.press("backspace", "down", "down")  # normal -> clear -> dump
+        assert app.screen.load_type == "dump" and address.value == "0200"
+        await pilot.press("up", "up")
+        assert app.screen.load_type == "normal" and address.value == "0100"
+        await pilot.press("enter")
+        await answered(pilot, app, 2)
+        assert app.session.history[-1].text == "load 0100"
+
+
+@pilot_test
+async def test_tab_reaches_where_in_memory(tmp_path: Path) -> None:
+    """Found 7: the "Where in memory" list could not be reached with Tab."""
+    app, log = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await boot(pilot, app, log)
+        await pilot.press("escape", "3")
+        where = app.main.query_one("#stage-where", OptionList)
+        for _ in range(12):
+            if app.focused is where:
+                break
+            await pilot.press("tab")
+        assert app.focused is where

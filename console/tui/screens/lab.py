@@ -17,9 +17,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from textual import on
+from textual import events, on
 from textual.binding import Binding, BindingType
+from textual.content import Content
 from textual.message import Message
+from textual.widgets import Static
 
 from console.control.exits import EXIT_SOFTWARE
 from console.control.runner import DEFAULT_SPEED, Outcome
@@ -40,6 +42,9 @@ if TYPE_CHECKING:
 # (a new frame): in the console the machine runs between commands, and a step can pass
 # because the system did something, not only because the trainee typed.
 AUTO_CHECK_S = 0.5
+# Under this width the sidebar gives the views its room: one line under them says the step
+# (L opens the sidebar).
+STEP_BAR_COLUMNS = 100
 EXIT_PASSED, EXIT_NOT_PASSED, EXIT_NO_TERMINAL = 0, 1, 2
 
 
@@ -98,6 +103,8 @@ class LabScreen(MainScreen):
         # MainScreen.on_mount runs after this one (Textual calls both): it focuses the OS
         # command line, so the sidebar takes the focus after the first refresh.
         await self.query_one("#body").mount(LabSidebar(self.lab_progress, id="lab-sidebar"))
+        await self.mount(Static("", id="lab-bar"), before="#ack")
+        self._show_step_bar()
         self.set_interval(AUTO_CHECK_S, self._auto_check)
         self.call_after_refresh(self._welcome)
 
@@ -133,8 +140,23 @@ class LabScreen(MainScreen):
             return
         for sidebar in self.query(LabSidebar):  # none yet: it draws the model when mounted
             sidebar.show()
+        self._show_step_bar()
         if (self.lab_progress.index, self.lab_progress.status) != before:
             self._announce()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.set_class(event.size.width < STEP_BAR_COLUMNS, "-step-bar")
+
+    def _show_step_bar(self) -> None:
+        """The one-line step bar of narrow screens: marks, the step, the check's status."""
+        progress = self.lab_progress
+        text, severity = progress.status_line()
+        style = {"ok": "bold $success", "refused": "bold $error"}.get(severity, "$foreground")
+        for bar in self.query("#lab-bar").results(Static):
+            bar.update(Content.from_markup(
+                f"[b]Lab $number[/] $marks  $heading  [{style}]$status[/]  "
+                "[$foreground-muted](L: the lab)[/]", number=str(progress.lab.number),
+                marks=progress.marks(), heading=progress.heading(), status=text))
 
     def _announce(self) -> None:
         """Say a change of the step on the acknowledgement line too: the sidebar may be
@@ -213,6 +235,7 @@ class LabScreen(MainScreen):
             return
         outcome = self.lab_progress.leave_step()
         self.sidebar.show()
+        self._show_step_bar()
         driver = self.lab_app.driver
         self.lab_app.runner.call(lambda session: driver.advance(outcome))
 

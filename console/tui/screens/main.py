@@ -126,9 +126,12 @@ class MainScreen(Screen[None]):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.query_one(OsMessages).focus_command_line()
-        self.acknowledge("Welcome. Press a to Activate, l to Load (Esc leaves a text field; "
-                         "F2: tasks, F1: help, Ctrl+P: every command).", "info")
+        # The keys of the welcome line must work at once: the focus starts on the log, not
+        # in the OS command line (where `a` would be typed). `o` goes to the command line.
+        self.query_one("#os-log").focus()
+        self.acknowledge("Welcome. Press a to Activate, then l to Load. F5 holds or runs the "
+                         "machine, F6 steps, F7 runs to the next stage; o: OS command line, "
+                         "F2: tasks, F1: help, Ctrl+P: every command.", "info")
 
     # -- what the machine says -------------------------------------------------------------
 

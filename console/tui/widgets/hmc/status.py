@@ -18,6 +18,7 @@ from machine.lpar import CpuSnapshot
 # LPAR status (as the HMC shows it) -> style of its badge.
 STATUS_STYLES = {"not activated": "$foreground-muted", "not operating": "bold $warning",
                  "operating": "bold $success", "exceptions": "bold reverse $error"}
+NARROW_COLUMNS = 110  # as MainScreen's -narrow
 CPU_STYLES = {"stopped": "$warning", "operating": "bold $success", "wait": "$primary",
               "disabled wait": "bold reverse $error", "check stop": "bold reverse $error"}
 
@@ -31,19 +32,24 @@ def format_virtual_time(ns: int) -> str:
     return f"{ns / 1_000_000_000:.3f} s"
 
 
-def status_markup(frame: Frame | None, lpar_name: str) -> Content:
-    """The status line: LPAR, status, program, virtual time, run state and speed."""
+def status_markup(frame: Frame | None, lpar_name: str, *, narrow: bool = False) -> Content:
+    """The status line: LPAR, status, run state and speed with the key that changes it, then
+    program and virtual time (first what must stay visible on 80 columns; the title only
+    when there is room)."""
+    title = [] if narrow else ["[b]DumpLab HMC[/]"]
     if frame is None:
-        return Content.from_markup("[b]DumpLab HMC[/]  LPAR $name  starting…", name=lpar_name)
+        return Content.from_markup("  ".join([*title, "LPAR $name  starting…"]),
+                                   name=lpar_name)
     snapshot = frame.snapshot
     status = frame.status
-    parts = ["[b]DumpLab HMC[/]", "LPAR [b]$name[/]",
-             f"[{STATUS_STYLES.get(status, 'bold')}] $status [/]"]
+    parts = [*title, "LPAR [b]$name[/]", f"[{STATUS_STYLES.get(status, 'bold')}] $status [/]"]
+    run = "▶ running" if frame.running else "⏸ held"
+    keys = "F5 hold" if frame.running else "F5 run, F6 step"
+    parts.append(f"[{'$success' if frame.running else 'bold $warning'}]{run}[/] · $speed "
+                 f"[$foreground-muted]({keys})[/]")
     if snapshot is not None:
         parts.append("program [b]$program[/]" if snapshot.program else "no program")
         parts.append("t=$time")
-    run = "▶ running" if frame.running else "⏸ held"
-    parts.append(f"[{'$success' if frame.running else 'bold $warning'}]{run}[/] · $speed")
     if frame.running and snapshot is not None and frame.guest_rate > 0:
         parts.append("[$foreground-muted]$rate[/]")
     if frame.busy:
@@ -82,11 +88,18 @@ class LparStatus(Static):
         self.frame: Frame | None = None
 
     def on_mount(self) -> None:
-        self.update(status_markup(None, self.lpar_name))
+        self.update(status_markup(None, self.lpar_name, narrow=self._narrow()))
+
+    def on_resize(self) -> None:
+        if self.frame is not None:
+            self.show(self.frame)
+
+    def _narrow(self) -> bool:
+        return self.size.width < NARROW_COLUMNS
 
     def show(self, frame: Frame) -> None:
         self.frame = frame
-        update_static(self, status_markup(frame, self.lpar_name))
+        update_static(self, status_markup(frame, self.lpar_name, narrow=self._narrow()))
 
 
 class CpuBadges(Static):
