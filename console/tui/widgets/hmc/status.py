@@ -62,11 +62,17 @@ def status_markup(frame: Frame | None, lpar_name: str, *, narrow: bool = False) 
         rate=f"{format_virtual_time(int(frame.guest_rate))}/s")
 
 
-def cpu_badge(cpu: CpuSnapshot, program: str | None) -> Content:
-    """One CPU: address, state word, P/S and addressing mode, and a disabled-wait code."""
+def cpu_badge(cpu: CpuSnapshot, program: str | None, *, short: bool = False) -> Content:
+    """One CPU: address, state word, P/S and addressing mode, and a disabled-wait code;
+    `short` (narrow screens: eight CPUs on one line of 80 columns) keeps the state word and
+    the code. Spaces inside are non-breaking: a badge wraps whole."""
     flags = state_flags(cpu.state, cpu.psw_mask)
     code = f" {cpu.wait_code:#x}" if cpu.state == "disabled wait" and cpu.wait_code is not None else ""
     style = CPU_STYLES.get(cpu.state, "bold")
+    if short:
+        return Content.from_markup(f"$n[{style}]\u00a0$flags$code\u00a0[/]", n=str(cpu.address),
+                                   flags=flags.split()[0] if flags else "",
+                                   code=code.replace(" ", "\u00a0"))
     where = ""
     if cpu.state == "disabled wait" and cpu.wait_code is not None:
         symbol = symbols.symbolize(cpu.wait_code, program)
@@ -108,11 +114,19 @@ class CpuBadges(Static):
     HELP_TOPIC = "cpus"
     DEFAULT_CSS = "CpuBadges { height: auto; max-height: 4; padding: 0 1; }"
 
+    frame: Frame | None = None
+
     def show(self, frame: Frame) -> None:
+        self.frame = frame
         snapshot = frame.snapshot
         if snapshot is None or not snapshot.cpus:
             self.update(Content.from_markup("[$foreground-muted]No CPUs: the LPAR is not "
                                             "activated (press [b]a[/] to Activate)[/]"))
             return
-        badges = [cpu_badge(cpu, snapshot.program) for cpu in snapshot.cpus]
-        update_static(self, Content("  ").join(badges))
+        short = self.size.width < NARROW_COLUMNS
+        badges = [cpu_badge(cpu, snapshot.program, short=short) for cpu in snapshot.cpus]
+        update_static(self, Content(" " if short else "  ").join(badges))
+
+    def on_resize(self) -> None:
+        if self.frame is not None:
+            self.show(self.frame)
