@@ -144,12 +144,19 @@ async def fuzz_once(start: str, machine: str, steps: list[tuple], workdir: Path,
             await act(pilot, step)
             assert app.crashes.errors == [], (step, app.crashes.errors)
             assert app.is_running, step
-        # Still answering: back to a known size, and a key handled within ANSWER_S.
+        # Still answering: back to a known size, and a key handled within ANSWER_S. The
+        # machine is shared by CI jobs: one slow moment (a Markdown redraw, a collection) is
+        # given two more tries; a console that no longer answers fails all three.
         await pilot.resize_terminal(100, 30)
-        began = time.monotonic()
-        await pilot.press("escape")
         await pilot.pause()
-        assert time.monotonic() - began < ANSWER_S
+        took = []
+        for _ in range(3):
+            began = time.monotonic()
+            await pilot.press("escape")
+            took.append(time.monotonic() - began)
+            if took[-1] < ANSWER_S:
+                break
+        assert min(took) < ANSWER_S, took
         assert app.crashes.errors == [] and app.is_running and app.runner.alive
 
 
