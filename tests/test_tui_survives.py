@@ -12,6 +12,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from rich._wrap import divide_line
 from test_tui_app import (
     ack,
     answered,
@@ -22,6 +23,7 @@ from test_tui_app import (
     pilot_test,
     until,
 )
+from textual.content import Content
 from textual.widgets import Input, OptionList
 
 from console.control.exits import EXIT_SOFTWARE
@@ -290,3 +292,12 @@ async def test_tab_reaches_where_in_memory(tmp_path: Path) -> None:
                 break
             await pilot.press("tab")
         assert app.focused is where
+
+
+def test_text_folded_into_no_width_does_not_raise(tmp_path: Path) -> None:
+    """Found by the UI fuzzer (seed 20261207, a lab, keys `3ml0` and a paste): a widget laid
+    out at width 0 for a moment with a long word in its text raised in rich's chop_cells."""
+    DumpLabApp(tmp_path, overrides={"cpus": 1}, running=False)  # installs the guard
+    word = "0100¸×±ß" * 8
+    assert Content(word).get_height({}, 0) >= 1
+    assert divide_line(word, 0, fold=True)

@@ -22,7 +22,7 @@ from console.control.exits import EXIT_OK, EXIT_SOFTWARE
 from console.control.runner import DEFAULT_SPEED, SPEEDS, Runner
 from console.control.session import Session
 from console.tui.bridge import CommandDone, EventsArrived, FrameReady, RunnerBridge
-from console.tui.crash import CrashGuard, guard_dispatch
+from console.tui.crash import CrashGuard, guard_dispatch, install_width_guard
 from console.tui.screens.dialogs import CommandPrompt, HelpScreen, OpenDumpScreen
 from console.tui.screens.main import MainScreen
 from console.tui.screens.palette import DumpLabCommands
@@ -81,6 +81,7 @@ class DumpLabApp(App[None]):
         self.prompt_history = CommandHistory()
         self._log_handler: logging.Handler | None = None
         self.crashes = CrashGuard(self.workdir)
+        install_width_guard()
         self._crashed = False
         guard_dispatch(self, self.contain)
 

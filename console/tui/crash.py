@@ -25,6 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import rich._wrap as rich_wrap
+
 CRASH_LOOP_ERRORS = 8
 CRASH_LOOP_S = 5.0
 LOG_NAME = "console.log"
@@ -65,6 +67,24 @@ class CrashGuard:
     def fatal_line(self) -> str:
         return (f"dumplab: the console stopped on an internal error; details in "
                 f"{self.log_path}\n")
+
+
+def install_width_guard() -> None:
+    """Folding a word into a width of 0 cells raises in rich (`chop_cells` steps through the
+    text by the width: "range() arg 3 must not be zero"). Textual lays a widget out at width
+    0 for a moment when a resize squeezes it (the tasks pad and a side panel still beside it),
+    and any text with a long word then kills the app; the UI fuzzer found it in the stage
+    detail, then in other widgets. Folding at width 0 is made folding at width 1: the text is
+    drawn clipped, as anything else in a widget of no width, until the next layout."""
+    if getattr(rich_wrap.chop_cells, "_dumplab_guarded", False):
+        return
+    chop = rich_wrap.chop_cells
+
+    def chop_cells(text: str, width: int, *args: Any, **kwargs: Any) -> list[str]:
+        return chop(text, max(width, 1), *args, **kwargs)
+
+    chop_cells._dumplab_guarded = True  # type: ignore[attr-defined]
+    rich_wrap.chop_cells = chop_cells  # type: ignore[assignment]
 
 
 def guard_dispatch(pump: Any, on_error: Callable[[BaseException, str], None]) -> None:
