@@ -9,18 +9,29 @@ profile; the other subcommands of docs/DESIGN §6 arrive with later issues.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
 import re
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
 from console.classroom.serve import add_serve_parser, serve_command, session_workdir
 from console.control.dumpfiles import convert_command, inspect_command
-from console.control.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
+from console.control.exits import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_SOFTWARE,
+    EXIT_TERMINATED,
+    EXIT_USAGE,
+    UsageError,
+)
 from console.control.journal import (
     add_journal_option,
     add_replay_parser,
@@ -29,6 +40,7 @@ from console.control.journal import (
     replay_command,
 )
 from console.control.session import HistoryEntry, Session
+from console.training.casts import add_cast2gif_parser, cast2gif_command, live_targets
 from console.training.demos import Demo, add_demo_parser, demo_command
 from console.training.lab_headless import add_lab_parser, lab_command
 from console.training.labs import Lab
@@ -37,6 +49,8 @@ from machine.events import Event
 from machine.formats.select import SELECTIONS
 from machine.paths import assets_dir
 from machine.profile import Profile, ProfileError, parse_size
+from machine.userfiles import Terminated, UserFileError, read_user_text, shown_path
+from machine.workdir import WorkdirError, claim_workdir
 
 DEFAULT_WORKDIR = Path("dumplab-work")
 
@@ -109,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_lab_parser(subcommands)
     add_demo_parser(subcommands)
     add_serve_parser(subcommands)
+    add_cast2gif_parser(subcommands)
     return parser
 
 
@@ -132,6 +147,15 @@ def _add_console_options(parser: argparse.ArgumentParser) -> None:
                        help="write every command, run and event of the console session as a "
                             "JSON-lines journal (docs/JOURNAL.md); `dumplab replay FILE` "
                             "checks it")
+    group.add_argument("--record", dest="console_record", type=Path, metavar="FILE.cast",
+                       help="record the session as asciicast v2 (host times, idle gaps "
+                            "capped), with a journal beside it (FILE.jsonl) unless --journal "
+                            "names one")
+    group.add_argument("--idle-limit", dest="console_idle_limit", type=float, default=2.0,
+                       metavar="SECONDS",
+                       help="with --record: the longest pause kept (default: 2)")
+    group.add_argument("--force", dest="console_force", action="store_true",
+                       help="with --record: overwrite an existing recording and journal")
     # `dumplab serve` starts one console per browser with this: a fresh DIR/session-* workdir.
     group.add_argument("--workdir-per-session", dest="console_workdir_per_session", type=Path,
                        metavar="BASE", help=argparse.SUPPRESS)
@@ -139,6 +163,8 @@ def _add_console_options(parser: argparse.ArgumentParser) -> None:
 
 def console_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """`dumplab` with no subcommand: the console, until the operator quits."""
+    journal = live_targets(args.console_record, args.console_journal, args.console_idle_limit,
+                           args.console_force)  # a bad --record: one line, exit 2
     if needs_terminal():
         err.write(NO_TERMINAL)
         return EXIT_USAGE
@@ -152,12 +178,19 @@ def console_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except ProfileError as error:
         raise UsageError(str(error)) from None
     from console.tui.app import DumpLabApp  # Textual only for the console, not for `run`
+    from console.tui.recording import live_recording
 
-    app = DumpLabApp(args.console_workdir, profile=args.console_profile, overrides=overrides,
-                     speed="free" if args.console_free_running else "real")
-    with recording(app.session, args.console_journal,
-                   created_by=f"{dumplab_version()} console"):
-        return app.run_console()  # 70 after one line naming console.log on a crash
+    with _claimed(args.console_workdir):
+        app = DumpLabApp(args.console_workdir, profile=args.console_profile,
+                         overrides=overrides,
+                         speed="free" if args.console_free_running else "real")
+        with live_recording(app, args.console_record, args.console_idle_limit), \
+                recording(app.session, journal, created_by=f"{dumplab_version()} console"):
+            # The console holds at each dump-workflow stage and shows its card
+            # (docs/CONSOLE.md); a command, so that the journal has it and a replay holds
+            # where this run held.
+            app.session.execute("stage-stop on")
+            return app.run_console()  # 70 after one line naming console.log on a crash
 
 
 def _add_dump_file_commands(subcommands: Any) -> None:
@@ -199,11 +232,13 @@ def _script(args: argparse.Namespace) -> tuple[str, list[str]]:
         if not re.fullmatch(r"[\w.-]+", args.scenario) or not path.is_file():
             known = ", ".join(known_scenarios()) or "none"
             raise UsageError(f"unknown scenario '{args.scenario}' (known: {known})")
-        return f"scenario {args.scenario}", path.read_text(encoding="utf-8").splitlines()
+        return f"scenario {args.scenario}", read_user_text(path, "script").splitlines()
     try:
-        return args.file, Path(args.file).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise UsageError(f"cannot read {args.file}: {error}") from None
+        # A regular file of at most 1 MiB: /dev/zero or a FIFO is refused, not read for ever.
+        return shown_path(args.file), read_user_text(args.file, "script").splitlines()
+    except OSError as error:
+        raise UsageError(f"cannot read {shown_path(args.file)}: "
+                         f"{error.strerror or error}") from None
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -289,6 +324,12 @@ class _DemoInConsole:
 
         return record_demo_screenshots(demo, directory, workdir)
 
+    def record(self, demo: Demo, cast: Path | None, workdir: Path | None,
+               size: tuple[int, int], gif: Path | None) -> int:
+        from console.tui.recording import record_demo_cast
+
+        return record_demo_cast(demo, cast, workdir, size=size, gif=gif)
+
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
     "run": run_command,
@@ -298,7 +339,54 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
     "lab": functools.partial(lab_command, in_console=_lab_in_console),
     "demo": functools.partial(demo_command, console=_DemoInConsole()),
     "serve": serve_command,
+    "cast2gif": cast2gif_command,
 }
+
+
+@contextlib.contextmanager
+def _claimed(workdir: Path | None) -> Iterator[None]:
+    """Check and lock the work directory for the whole command (machine/workdir.py): a bad
+    --workdir, or one another run is using, is a usage error before anything starts."""
+    if workdir is None:
+        yield
+        return
+    try:
+        claim = claim_workdir(workdir)
+    except WorkdirError as error:
+        raise UsageError(str(error)) from None
+    with claim:
+        yield
+
+
+def _workdir(args: argparse.Namespace) -> Path | None:
+    """The work directory a subcommand runs an LPAR in (None: none, or a temporary one)."""
+    if args.subcommand == "run":
+        return args.workdir
+    if args.subcommand == "replay":
+        return args.workdir
+    if args.subcommand == "lab" and args.name != "list":
+        return args.workdir or (None if args.headless and args.solve else DEFAULT_WORKDIR)
+    if args.subcommand == "demo" and args.name != "list":
+        return args.workdir
+    return None
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds(wanted: bool) -> Iterator[None]:
+    """SIGTERM raises Terminated, so that what is being written and temporary directories are
+    removed on the way out, as on Ctrl+C (not for serve, which handles its own signals)."""
+    if not wanted or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: object) -> None:
+        raise Terminated("terminated (SIGTERM)")
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -308,23 +396,35 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_request:  # argparse exits on --help and on usage errors
         return int(exit_request.code or 0)
+    name = f"dumplab {args.subcommand or '(console)'}"
     try:
         command = COMMANDS[args.subcommand] if args.subcommand else console_command
-        return command(args, sys.stdout, sys.stderr)
+        with _sigterm_unwinds(args.subcommand not in (None, "serve")), \
+                _claimed(_workdir(args)):
+            return command(args, sys.stdout, sys.stderr)
     except BrokenPipeError:
         # The reader went away (`dumplab run --json | head`): stop quietly, as `cat` would.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILED
     except UsageError as error:
-        sys.stderr.write(f"dumplab {args.subcommand or '(console)'}: error: {error}\n")
+        sys.stderr.write(f"{name}: error: {error}\n")
         return EXIT_USAGE
+    except UserFileError as error:  # a file named on the command line, refused
+        sys.stderr.write(f"{name}: {error}\n")
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{name}: interrupted (Ctrl+C); files being written were removed\n")
+        return EXIT_INTERRUPTED
+    except Terminated:
+        sys.stderr.write(f"{name}: terminated (SIGTERM); files being written were removed\n")
+        return EXIT_TERMINATED
     except Exception as error:
         # A bug, not an operator mistake: one line unless DUMPLAB_DEBUG asks for the traceback.
         if os.environ.get("DUMPLAB_DEBUG"):
             raise
         sys.stderr.write(f"dumplab: internal error: {type(error).__name__}: {error} "
                          "(set DUMPLAB_DEBUG=1 for the traceback)\n")
-        return EXIT_FAILED
+        return EXIT_SOFTWARE
 
 
 if __name__ == "__main__":

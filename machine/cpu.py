@@ -71,6 +71,9 @@ class Cpu:
         # The breakpoint address this CPU stopped in front of (it executes that instruction
         # when it goes on), else None.
         self.stopped_at_breakpoint: int | None = None
+        # Instructions this CPU executed since activation, exact in deterministic runs (the
+        # step-back position, machine/checkpoint.py).
+        self.instructions = 0
 
     # Registers: from the engine while this CPU runs, else from its saved context.
     def _source(self):

@@ -12,6 +12,8 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from machine.userfiles import check_output_target
+
 BLOCK_SIZE = 4096
 BOOT_RECORD_MAGIC = b"DLIPLREC"
 _BOOT_RECORD = struct.Struct(">8sII32sQQ")
@@ -37,9 +39,14 @@ class Device:
         self.kind = kind
         self.path = path
         self.size = size
+        # Told (block, count) before every write: the checkpoints keep what is overwritten.
+        self.before_write = None
         self._open()
 
     def _open(self) -> None:
+        # The image must be ours: a symlink, a device or a FIFO planted under its name
+        # would have the dump written somewhere the user did not choose.
+        check_output_target(self.path)
         existing = self.path.stat().st_size if self.path.exists() else None
         if existing != self.size:
             with open(self.path, "wb") as f:
@@ -70,6 +77,12 @@ class Device:
         if len(data) % BLOCK_SIZE:
             raise DeviceError(f"device {self.devno:04x}: writes must be whole 4 KiB blocks")
         self._check_range(block, len(data) // BLOCK_SIZE)
+        if self.before_write is not None:
+            self.before_write(block, len(data) // BLOCK_SIZE)
+        self.write_raw(block, data)
+
+    def write_raw(self, block: int, data: bytes | memoryview) -> None:
+        """Write whole blocks without telling anyone (a checkpoint being restored)."""
         with open(self.path, "r+b") as f:
             f.seek(block * BLOCK_SIZE)
             f.write(data)

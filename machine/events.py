@@ -311,3 +311,41 @@ class DumpWrittenEvent(Event):
     seconds: float = 0.0
     pages_written: int = 0
     pages_skipped: int = 0
+
+
+@dataclass(frozen=True)
+class StageStopEvent(Event):
+    """Stage stops are on for this stage and it began: the machine holds (the console shows
+    the stage's card; running on continues exactly as without the stop)."""
+
+    kind: ClassVar[str] = "stage_stop"
+    stage: str = ""
+
+
+@dataclass(frozen=True)
+class CheckpointEvent(Event):
+    """The operator saved a checkpoint of the whole machine (`checkpoint save NAME`)."""
+
+    kind: ClassVar[str] = "checkpoint"
+    name: str = ""
+    action: str = "saved"
+    events: int = 0  # machine events published before it
+
+
+@dataclass(frozen=True)
+class RewindEvent(Event):
+    """The machine went back (checkpoint restore, rewind, step back): it is now as it was at
+    time t, after its first `events` events; consumers forget the events after those."""
+
+    kind: ClassVar[str] = "rewind"
+    to: str = ""
+    events: int = 0
+
+
+@dataclass(frozen=True)
+class IncidentEvent(Event):
+    """An IPL after a dump (or a dump attempt) began a new incident."""
+
+    kind: ClassVar[str] = "incident"
+    number: int = 0
+    cause: str = ""

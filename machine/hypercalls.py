@@ -114,7 +114,8 @@ class Hypercalls:
 
     def _machine_info(self, uc: Uc, cpu: Cpu, address: int, *_: int) -> int:
         lpar = self.lpar
-        info = struct.pack(">QIIQII", lpar.storage.size, len(lpar.cpus), 0, TOD_PER_SECOND,
+        info = struct.pack(">QIIQII", lpar.storage.size, len(lpar.cpus), lpar.cpus[0].address,
+                           TOD_PER_SECOND,
                            lpar.ipl_devno or 0, 0)
         try:
             self._write(cpu, address, info)

@@ -49,7 +49,7 @@ ERR_BAD_HEADER = -3
 ERR_IO = -5
 
 CHECK_OS_INFO, CHECK_PURGATORY_CKSM, CHECK_SEGMENT_SHA256 = 1, 2, 3
-KDUMP_STEPS = {1: "booted", 2: "header checked", 3: "ready", 4: "saved"}
+KDUMP_STEPS = {1: "booted", 2: "header checked", 3: "ready", 4: "saved", 5: "save failed"}
 KDUMP_CHECKS = {1: "ELF core header", 2: "old os_info checksum", 3: "VMCOREINFO note"}
 CRASH_STEPS = {1: "kdump not loaded", 2: "purgatory verify", 3: "purgatory load"}
 
@@ -105,9 +105,10 @@ class KdumpHost:
         """KEXEC_PREPARE: build the crash image and put it in the kernel's staging buffer."""
         profile = self.lpar.profile
         try:
+            settings = kexec.KdumpSettings(profile.dump_level, profile.kdump_reipl,
+                                           profile.kdump_failure, profile.dump_devno)
             image = kexec.build_crash_image(crash_base, crash_size, self.lpar.storage.size,
-                                            len(self.lpar.cpus), profile.dump_level,
-                                            profile.kdump_reipl)
+                                            len(self.lpar.cpus), settings)
             buffer, table = kexec.stage(image, staging_size)
             self.lpar.storage.write(cpu.real_to_absolute(staging), buffer)
             self.lpar.storage.write(cpu.real_to_absolute(descriptors), table)
@@ -257,6 +258,8 @@ class KdumpHost:
             "header checked": f"{args[1]} CPUs in the notes",
             "ready": "vmcore ready",
             "saved": "vmcore saved",
+            "save failed": "failure action: " + (kexec.FAILURE_ACTIONS[args[1]]
+                                                if args[1] < len(kexec.FAILURE_ACTIONS) else "?"),
         }.get(step, "")
         self.lpar.publish(KdumpBootEvent(t=self.lpar.clock.now, cpu=cpu.address, step=step, detail=detail))
         if step == "ready":

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from machine.formats.notes import CPU_NOTES_SIZE, prpsinfo_note
 from machine.images import Image, image_hook_addresses, load_image
 from machine.paths import program_path
+from machine.profile import KDUMP_FAILURE_ACTIONS
 
 PURGATORY_OFFSET = 0x2000
 PURGATORY_MAX = 0xE000
@@ -104,15 +105,29 @@ def flatten(image: Image, base: int) -> tuple[bytes, int]:
     return bytes(flat), end_mem - base
 
 
-def kdump_command_line(dump_level: int, reipl: bool) -> str:
-    return (f"elfcorehdr=0x{ELFCOREHDR_OFFSET:x} maxcpus=1 dump_level={dump_level} "
-            f"reipl={int(reipl)}")
+FAILURE_ACTIONS = KDUMP_FAILURE_ACTIONS
 
 
-def build_kdump_segment(crash_base: int, dump_level: int, reipl: bool) -> tuple[Segment, Image]:
+@dataclass(frozen=True)
+class KdumpSettings:
+    """What the kdump kernel's command line tells it (the capture configuration)."""
+
+    dump_level: int = 1
+    reipl: bool = True  # re-IPL the production system after saving
+    failure_action: str = "reboot"  # when the save fails (kdump-tools' FAILURE_ACTION)
+    dump_devno: int = 0x0200  # the stand-alone dump device, for failure_action dump
+
+
+def kdump_command_line(settings: KdumpSettings) -> str:
+    return (f"elfcorehdr=0x{ELFCOREHDR_OFFSET:x} maxcpus=1 dump_level={settings.dump_level} "
+            f"reipl={int(settings.reipl)} failure_action={settings.failure_action} "
+            f"dump_devno=0x{settings.dump_devno:04x}")
+
+
+def build_kdump_segment(crash_base: int, settings: KdumpSettings) -> tuple[Segment, Image]:
     kdump = load_image(program_path("kdump"))
     data, memsz = flatten(kdump, KDUMP_IMAGE_OFFSET)
-    line = kdump_command_line(dump_level, reipl).encode().ljust(COMMAND_LINE_SIZE, b"\0")
+    line = kdump_command_line(settings).encode().ljust(COMMAND_LINE_SIZE, b"\0")
     data = data[:COMMAND_LINE_OFFSET] + line + data[COMMAND_LINE_OFFSET + COMMAND_LINE_SIZE:]
     return Segment("kdump kernel", crash_base + KDUMP_IMAGE_OFFSET, data, _page(memsz), True), kdump
 
@@ -172,13 +187,14 @@ def build_purgatory_segment(crash_base: int, crash_size: int, hashed: list[Segme
 
 
 def build_crash_image(crash_base: int, crash_size: int, memory_size: int, cpus: int,
-                      dump_level: int = 1, reipl: bool = True) -> CrashImage:
+                      settings: KdumpSettings | None = None) -> CrashImage:
     """Lay out the whole crash image for a crashkernel region."""
+    settings = settings or KdumpSettings()
     if crash_size < MIN_CRASHKERNEL or crash_base % (1 << 20) or crash_base + crash_size > memory_size:
         raise KexecError(f"crashkernel region {crash_base:#x}+{crash_size:#x} cannot hold a kdump kernel")
-    kdump_segment, kdump = build_kdump_segment(crash_base, dump_level, reipl)
+    kdump_segment, kdump = build_kdump_segment(crash_base, settings)
     header, notes_offset, notes_room = build_elfcorehdr(crash_base, crash_size, memory_size, cpus)
-    initrd = build_initrd_segment(crash_base, dump_level)
+    initrd = build_initrd_segment(crash_base, settings.dump_level)
     hashed = [kdump_segment, header, initrd]
     purgatory_segment, purgatory, checked = build_purgatory_segment(
         crash_base, crash_size, hashed, header, notes_offset, notes_room)

@@ -43,6 +43,7 @@ from machine.events import (
     WaitEvent,
 )
 from machine.hypercalls import Hypercalls
+from machine.icount import InstructionCounter
 from machine.images import Image, ImageError, built_programs, image_hook_addresses
 from machine.ipl import IplControl
 from machine.kdump import KdumpHost
@@ -54,6 +55,7 @@ from machine.storage import Storage, StorageError
 from machine.store_status import store_status
 from machine.system import SystemInstructions, short_psw_to_long
 from machine.traces import report_trace
+from machine.workdir import WorkdirError, claim_workdir
 
 # Instructions each CPU runs per round; one round is this many virtual nanoseconds.
 SLICE_INSTRUCTIONS = 20_000
@@ -141,10 +143,30 @@ class Lpar:
         self._looping: set[int] = set()
         self._interrupt_request = threading.Event()
         self._console_partial: dict[int, str] = {}
+        # Teaching mode (machine/checkpoint.py): every event published has an index; a replay
+        # publishes none below `_mute_below`; `_stop` ends a run at an exact point (an event,
+        # an instruction count), leaving `_aborted` set; `_hold` ends it after the round.
+        self.events_published = 0
+        self._mute_below: int | None = None
+        self._stop = None
+        self._aborted = False
+        self._hold: str | None = None
+        self.checkpoints = None
+        self._icount: InstructionCounter | None = None
 
     # ------------------------------------------------------------------------------------
     # events
     def publish(self, event: Event) -> None:
+        index = self.events_published
+        self.events_published += 1
+        if self._mute_below is None or index >= self._mute_below:
+            self.bus.publish(event)
+        if self.checkpoints is not None:
+            self.checkpoints.observe(event, index)
+
+    def publish_aside(self, event: Event) -> None:
+        """Publish an event about the session rather than the machine's history (a rewind):
+        it takes no index, so the machine's own events keep theirs."""
         self.bus.publish(event)
 
     def _ack(self, operation: str, message: str) -> str:
@@ -171,7 +193,7 @@ class Lpar:
                    for c in self.cpus)
 
     def cpu_by_address(self, address: int) -> Cpu | None:
-        return self.cpus[address] if 0 <= address < len(self.cpus) else None
+        return next((cpu for cpu in self.cpus if cpu.address == address), None)
 
     def symbol(self, name: str) -> int | None:
         """Address of a symbol of the loaded program."""
@@ -229,19 +251,33 @@ class Lpar:
             return list(self.cpus)
         target = self.cpu_by_address(cpu)
         if target is None:
-            raise HmcError(f"cannot {operation}: no CPU {cpu} (this LPAR has CPUs 0-{len(self.cpus) - 1})")
+            raise HmcError(f"cannot {operation}: no CPU {cpu} (this LPAR has CPUs "
+                           f"{self.cpu_list()})")
         return [target]
+
+    def cpu_list(self) -> str:
+        """"0-3" for contiguous addresses, else "0, 1, 4, 5"."""
+        addresses = [c.address for c in self.cpus]
+        if addresses == list(range(len(addresses))):
+            return f"0-{len(addresses) - 1}"
+        return ", ".join(map(str, addresses))
 
     def activate(self) -> str:
         """Create storage, CPUs and devices from the profile; every CPU stopped."""
         if self.activated:
             raise HmcError(f"the LPAR is already activated (status: {self.status}); deactivate it first")
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            # Locked while active: two runs sharing a device image corrupt each other's dumps.
+            claim = claim_workdir(self.workdir)
+        except WorkdirError as exc:
+            raise HmcError(f"cannot activate: {exc}") from None
         try:
             devices = self._create_devices()
-        except (OSError, DeviceError, ImageError) as exc:
+            self.storage = Storage(self.profile.memory)
+        except (OSError, DeviceError, ImageError, StorageError) as exc:
+            claim.release()
             raise HmcError(f"cannot activate: {exc}") from None
-        self.storage = Storage(self.profile.memory)
+        self._workdir_claim = claim
         self.uc = new_engine()
         self.uc.mem_map_ptr(0, self.storage.size, UC_PROT_ALL, self.storage.address)
         self.uc.hook_add(UC_HOOK_INTR, self._on_interrupt)
@@ -251,12 +287,15 @@ class Lpar:
         self.dumper = DumperHost(self)
         self._set_exits()
         fields = raw_fields()
-        self.cpus = [Cpu(i, self.uc, fields) for i in range(self.profile.cpus)]
+        self.cpus = [Cpu(address, self.uc, fields) for address in self.profile.addresses]
         for cpu in self.cpus:
             cpu.clear_reset()
         self.devices = devices
         self.clock = VirtualClock()
         self.activated = True
+        self._icount = InstructionCounter(self.uc)
+        from machine.checkpoint import Checkpoints  # it builds on this module
+        self.checkpoints = Checkpoints(self)
         p = self.profile
         return self._ack("activate", f"LPAR activated with profile {p.name}: {p.cpus} CPUs, "
                                      f"{format_size(p.memory)} storage, devices "
@@ -283,16 +322,22 @@ class Lpar:
         if not self.activated:
             return
         self.activated = False
+        if self.checkpoints is not None:
+            self.checkpoints.close()
+            self.checkpoints = None
         self.cpus = []
         self.uc = None
+        self._icount = None
         self.program = None
         storage, self.storage = self.storage, None
         gc.collect()  # the engine must be gone before its storage is unmapped
         storage.close()
+        self._workdir_claim.release()
 
     def load(self, devno: int, *, clear: bool = False, store_status: bool = False, parm: str = "") -> str:
         """HMC Load: (store status,) reset normal or clear, IPL the program on devno."""
         self._require_active("load")
+        self._barrier()
         if devno not in self.devices:
             known = ", ".join(d.label for d in self.devices.values())
             raise HmcError(f"cannot load: no device {devno:04x} in this LPAR (devices: {known})")
@@ -369,7 +414,14 @@ class Lpar:
 
     def _breakpoints_changed(self) -> None:
         if self.uc is not None:
+            self._barrier()
             self._set_exits()
+
+    def _barrier(self) -> None:
+        """The machine is about to change other than by running: what ran so far is one
+        stretch a replay can repeat (machine/checkpoint.py)."""
+        if self.checkpoints is not None:
+            self.checkpoints.barrier()
 
     def code_address(self, name: str) -> int | None:
         """The address a code symbol names (machine/breakpoints.py says how)."""
@@ -412,6 +464,7 @@ class Lpar:
     def stop(self, cpu: int | None = None) -> str:
         """HMC Stop (one CPU) or Stop all."""
         self._require_active("stop")
+        self._barrier()
         targets = self._target_cpus(cpu, "stop")
         for target in targets:
             if target.state != CpuState.CHECK_STOP:
@@ -422,6 +475,7 @@ class Lpar:
     def start(self, cpu: int | None = None) -> str:
         """HMC Start (one CPU) or Start all: stopped CPUs go on from their current PSW."""
         self._require_active("start")
+        self._barrier()
         started = []
         for target in self._target_cpus(cpu, "start"):
             if target.state == CpuState.STOPPED:
@@ -441,6 +495,7 @@ class Lpar:
     def psw_restart(self, cpu: int = 0) -> str:
         """HMC PSW Restart: a restart interruption on one CPU, whatever its state."""
         self._require_active("PSW restart")
+        self._barrier()
         target = self._target_cpus(cpu, "PSW restart")[0]
         if target.state == CpuState.CHECK_STOP:
             raise HmcError(f"cannot PSW restart CPU {cpu}: it is check-stopped (Reset first)")
@@ -456,6 +511,7 @@ class Lpar:
     def reset(self, clear: bool = False) -> str:
         """HMC Reset normal (CPUs reset, storage kept) or Reset clear (storage zeroed too)."""
         self._require_active("reset")
+        self._barrier()
         self._stop_all_cpus()
         for cpu in self.cpus:
             cpu.clear_reset() if clear else cpu.cpu_reset()
@@ -469,6 +525,7 @@ class Lpar:
     def store_status(self, cpu: int = 0) -> str:
         """HMC Store status: the CPU must be stopped."""
         self._require_active("store status")
+        self._barrier()
         target = self._target_cpus(cpu, "store status")[0]
         if target.state != CpuState.STOPPED:
             raise HmcError(f"cannot store status of CPU {cpu}: it is {target.state} (Stop it first)")
@@ -484,6 +541,7 @@ class Lpar:
         """Operating System Messages: send a command to the operating system. echo=False
         leaves it out of the message log (fault injection behind the trainee's back)."""
         self._require_active("send an OS command")
+        self._barrier()
         text = text.strip()
         if not text:
             raise HmcError("empty OS command")
@@ -656,9 +714,9 @@ class Lpar:
     def run(self, ns: int) -> None:
         """Advance virtual time by ns, running every CPU that can run."""
         self._require_active("run")
-        self._interrupt_request.clear()
+        self._before_running()
         target = self.clock.now + ns
-        while self.clock.now < target and not self._interrupt_request.is_set():
+        while self.clock.now < target and not self._interrupt_request.is_set() and not self._held():
             self._round(target)
 
     def run_until(self, predicate: Callable[[Event], bool], timeout_ns: int) -> Event | None:
@@ -672,10 +730,11 @@ class Lpar:
                 matched.append(event)
 
         unsubscribe = self.bus.subscribe(watch)
-        self._interrupt_request.clear()
+        self._before_running()
         try:
             target = self.clock.now + timeout_ns
-            while not matched and self.clock.now < target and not self._interrupt_request.is_set():
+            while (not matched and self.clock.now < target and not self._interrupt_request.is_set()
+                   and not self._held()):
                 self._round(target)
         finally:
             unsubscribe()
@@ -687,24 +746,73 @@ class Lpar:
         target = self._target_cpus(cpu, "step")[0]
         if target.state not in (CpuState.OPERATING, CpuState.STOPPED):
             raise HmcError(f"cannot step CPU {cpu}: it is in {target.state}")
+        if self.checkpoints is not None:
+            self.checkpoints.before_step(cpu, count)
+        self._aborted = False
         self._dispatch(target, count, force=True)
         self._run_deferred()
+        if self.checkpoints is not None and not self._aborted:
+            self.checkpoints.after_step()
+
+    # ------------------------------------------------------------------------------------
+    # teaching mode: exact stops, holds (machine/checkpoint.py drives them)
+    def _before_running(self) -> None:
+        self._interrupt_request.clear()
+        self._hold = None
+        if self.checkpoints is not None:
+            self.checkpoints.before_running()
+
+    def _held(self) -> bool:
+        return self._hold is not None or self._aborted
+
+    @property
+    def held_at(self) -> str | None:
+        """The stage whose stage stop ended the last run, if one did."""
+        return self._hold
+
+    def hold(self, reason: str) -> None:
+        """End the current run after this round (a stage stop)."""
+        self._hold = reason
+
+    def _stop_reached(self) -> bool:
+        """At a point where the machine can pause mid-round: whether the requested exact
+        stop is reached (then the round is abandoned there)."""
+        if self._stop is not None and self._stop.reached(self):
+            self._aborted = True
+        return self._aborted
+
+    def _budget(self, cpu: Cpu, budget: int) -> int:
+        """The instruction budget of one emu_start, cut so that an exact stop at an
+        instruction count of this CPU lands on it."""
+        if self._stop is None:
+            return budget
+        return self._stop.cap(cpu, budget)
+
+    def _count(self, cpu: Cpu, budget: int) -> None:
+        cpu.instructions += self._icount.executed(budget)
 
     def _round(self, limit: int) -> None:
+        if self.checkpoints is not None:
+            self.checkpoints.before_round(limit)
+        self._aborted = False
         ready = [cpu for cpu in self.cpus if self._is_ready(cpu)]
         if not ready:
             self._idle_until(limit)
-            return
-        started = time.perf_counter_ns()
-        for cpu in ready:
-            if cpu.state in (CpuState.OPERATING, CpuState.WAIT):
-                self._dispatch(cpu, SLICE_INSTRUCTIONS)
-                self._run_deferred()
-        if self.free_running:
-            # Virtual time follows the host: the round's duration shared by its CPUs.
-            self._advance(max(SLICE_INSTRUCTIONS, (time.perf_counter_ns() - started) // len(ready)))
         else:
-            self._advance(SLICE_INSTRUCTIONS)
+            started = time.perf_counter_ns()
+            for cpu in ready:
+                if cpu.state in (CpuState.OPERATING, CpuState.WAIT):
+                    self._dispatch(cpu, SLICE_INSTRUCTIONS)
+                    self._run_deferred()
+                    if self._stop_reached():
+                        return  # an exact stop inside the round: the clock stays
+            if self.free_running:
+                # Virtual time follows the host: the round's duration shared by its CPUs.
+                self._advance(max(SLICE_INSTRUCTIONS, (time.perf_counter_ns() - started) // len(ready)))
+            else:
+                self._advance(SLICE_INSTRUCTIONS)
+        if self.checkpoints is not None:
+            self.checkpoints.after_round(self._interrupt_request.is_set() or self.free_running)
 
     def _is_ready(self, cpu: Cpu) -> bool:
         if cpu.state == CpuState.OPERATING:
@@ -759,15 +867,23 @@ class Lpar:
     def _run_slice(self, uc: Uc, cpu: Cpu, budget: int) -> None:
         """Run the loaded CPU for up to budget instructions, carrying out the emulated
         instructions it stops in front of."""
+        if self._stop_reached():
+            return
         if self._leave_breakpoint(uc, cpu):
             budget -= 1
-            if budget <= 0 or cpu.state != CpuState.OPERATING or self._stop_slice():
+            if (budget <= 0 or cpu.state != CpuState.OPERATING or self._stop_slice()
+                    or self._stop_reached()):
                 return
         for _ in range(MAX_EXITS_PER_SLICE):
             if self.free_running and budget > 1:
                 uc.emu_start(uc.reg_read(UC_S390X_REG_PC), _UNREACHABLE, timeout=FREE_SLICE_US)
+                cpu.instructions = -1 << 62  # uncounted: no exact stop before this point
             else:
-                uc.emu_start(uc.reg_read(UC_S390X_REG_PC), _UNREACHABLE, count=budget)
+                count = self._budget(cpu, budget)
+                uc.emu_start(uc.reg_read(UC_S390X_REG_PC), _UNREACHABLE, count=count)
+                self._count(cpu, count)
+                if self._stop_reached():
+                    return
             pc = uc.reg_read(UC_S390X_REG_PC)
             if pc not in self._exit_set or self._stop_slice():
                 return
@@ -776,7 +892,8 @@ class Lpar:
                 return
             if not self.system.handle(uc, cpu, pc):
                 self._drop_intercept(pc)
-            if self._stop_slice() or cpu.state != CpuState.OPERATING or budget == 1:
+            cpu.instructions += 1  # the emulated instruction
+            if self._stop_slice() or cpu.state != CpuState.OPERATING or budget == 1 or self._stop_reached():
                 return
 
     def _breakpoint_hit(self, cpu: Cpu, address: int) -> None:
@@ -803,11 +920,13 @@ class Lpar:
         if address in self._program_exits or address in self._kexec_exits:
             if not self.system.handle(uc, cpu, pc):  # an emulated instruction: carry it out
                 self._drop_intercept(pc)
+            cpu.instructions += 1
             return True
         uc.ctl_set_exits(sorted((self._exit_set - {address}) | {_UNREACHABLE}))
         self.flush_code()
         try:
             uc.emu_start(pc, _UNREACHABLE, count=1)
+            self._count(cpu, 1)
         finally:
             self._set_exits()
         return True

@@ -10,6 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from machine.paths import assets_dir
+from machine.userfiles import read_user_text, shown_path
+
+# The shutdown actions the mini-kernel knows (Linux also has vmcmd and reipl).
+SHUTDOWN_ACTIONS = ("stop", "dump", "dump_reipl")
+# What the kdump kernel does when it cannot save the vmcore, in the order of its numbering.
+KDUMP_FAILURE_ACTIONS = ("reboot", "halt", "dump")
 
 MiB = 1 << 20
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -26,7 +32,8 @@ def parse_size(text: str | int) -> int:
     """'256M' -> 268435456; K/M/G/T suffixes (optionally followed by B or iB); bare ints are bytes."""
     if isinstance(text, int) and not isinstance(text, bool):
         return text
-    match = re.fullmatch(r"\s*(\d+)\s*([KMGT]?)(?:i?B)?\s*", str(text), re.IGNORECASE)
+    # ASCII digits only: \d would also take '١' (Arabic-Indic one), which int() reads as 1.
+    match = re.fullmatch(r"\s*([0-9]+)\s*([KMGT]?)(?:i?B)?\s*", str(text), re.IGNORECASE)
     if not match:
         raise ValueError(f"bad size '{text}': expected a number with K, M, G or T, like 256M")
     return int(match.group(1)) * _UNITS[match.group(2).upper()]
@@ -62,6 +69,9 @@ class Profile:
     name: str = "default"
     memory: int = 256 * MiB
     cpus: int = 4
+    # CPU addresses, IPL CPU first, ascending; empty: 0 .. cpus-1. Real LPARs can have gaps
+    # (CPUs deconfigured or reserved), which dumpers must step over.
+    cpu_addresses: tuple[int, ...] = ()
     crashkernel: int = 64 * MiB
     workload: int = 20
     kernel_parms: str = ""
@@ -73,6 +83,7 @@ class Profile:
     dump_size: int = 0
     dump_level: int = 1  # 1: leave zero pages out of the vmcore (makedumpfile -d 1); 0: all
     kdump_reipl: bool = True  # the kdump kernel re-IPLs the production system when done
+    kdump_failure: str = "reboot"  # when the vmcore cannot be saved: reboot | halt | dump
 
     def __post_init__(self) -> None:
         self._validate()
@@ -100,6 +111,7 @@ class Profile:
     def _validate(self) -> None:
         if not 1 <= self.cpus <= MAX_CPUS:
             raise ProfileError(f"cpus = {self.cpus}: must be 1 to {MAX_CPUS}")
+        self._validate_cpu_addresses()
         if not MIN_MEMORY <= self.memory <= MAX_MEMORY or self.memory % MiB:
             raise ProfileError(
                 f"memory = {format_size(self.memory)}: must be a whole number of MiB from 64M to 1T"
@@ -116,8 +128,12 @@ class Profile:
         if not 0 <= self.workload <= 90:
             raise ProfileError(f"workload = {self.workload}: must be 0 to 90 (percent of memory)")
         for field in ("on_panic", "on_restart"):
-            if getattr(self, field) not in ("stop", "dump"):
-                raise ProfileError(f"{field} = {getattr(self, field)!r}: must be 'stop' or 'dump'")
+            if getattr(self, field) not in SHUTDOWN_ACTIONS:
+                raise ProfileError(f"{field} = {getattr(self, field)!r}: must be 'stop', 'dump' "
+                                   "or 'dump_reipl'")
+        if self.kdump_failure not in KDUMP_FAILURE_ACTIONS:
+            raise ProfileError(f"kdump_failure = {self.kdump_failure!r}: must be 'reboot', "
+                               "'halt' or 'dump'")
         if self.boot_devno == self.dump_devno:
             raise ProfileError(f"boot_devno and dump_devno are both {self.boot_devno:04x}")
         if self.dump_level not in (0, 1):
@@ -127,6 +143,20 @@ class Profile:
         if len(self.kernel_parms) > 700 or "\0" in self.kernel_parms:
             raise ProfileError("kernel_parms: at most 700 characters, no NUL")
 
+    def _validate_cpu_addresses(self) -> None:
+        addresses = self.cpu_addresses
+        if not addresses:
+            return
+        if (len(addresses) != self.cpus or list(addresses) != sorted(set(addresses))
+                or not all(isinstance(a, int) and 0 <= a < MAX_CPUS for a in addresses)):
+            raise ProfileError(f"cpu_addresses = {list(addresses)}: must be {self.cpus} different "
+                               f"addresses 0 to {MAX_CPUS - 1} in ascending order, one per CPU")
+
+    @property
+    def addresses(self) -> tuple[int, ...]:
+        """The CPU addresses, IPL CPU first."""
+        return tuple(self.cpu_addresses) or tuple(range(self.cpus))
+
     def replace(self, **overrides: Any) -> Profile:
         """A copy with some fields changed (validated; sizes and devnos may be strings)."""
         return _from_mapping({**dataclasses.asdict(self), **overrides}, origin="override")
@@ -135,14 +165,17 @@ class Profile:
     def load(cls, path: str | Path) -> Profile:
         """Read a TOML profile file."""
         path = Path(path)
+        shown = shown_path(path)
         try:
-            data = tomllib.loads(path.read_text())
+            data = tomllib.loads(read_user_text(path, "profile"))
         except OSError as exc:
-            raise ProfileError(f"{path}: cannot read profile: {exc.strerror}") from None
+            raise ProfileError(f"{shown}: cannot read profile: {exc.strerror}") from None
         except tomllib.TOMLDecodeError as exc:
-            raise ProfileError(f"{path}: not valid TOML: {exc}") from None
+            raise ProfileError(f"{shown}: not valid TOML: {exc}") from None
+        except RecursionError:
+            raise ProfileError(f"{shown}: not valid TOML: nested too deeply") from None
         data.setdefault("name", path.stem)
-        return _from_mapping(data, origin=str(path))
+        return _from_mapping(data, origin=shown, echo=False)
 
     @classmethod
     def builtin(cls, name: str) -> Profile:
@@ -161,27 +194,70 @@ def builtin_profile_names() -> list[str]:
 _SIZE_FIELDS = ("memory", "crashkernel", "dump_size")
 _DEVNO_FIELDS = ("boot_devno", "dump_devno")
 _TYPES = {"name": str, "cpus": int, "workload": int, "kernel_parms": str, "kdump": bool,
-          "on_panic": str, "on_restart": str, "dump_level": int, "kdump_reipl": bool}
+          "on_panic": str, "on_restart": str, "dump_level": int, "kdump_reipl": bool,
+          "kdump_failure": str}
 
 
-def _from_mapping(data: dict[str, Any], origin: str) -> Profile:
+def _from_mapping(data: dict[str, Any], origin: str, echo: bool = True) -> Profile:
+    """A validated Profile. With echo=False (a file, which may be any readable TOML file the
+    operator names) a message never repeats a value from it, only the field's name."""
+    try:
+        return _checked_profile(data, origin)
+    except ProfileError as exc:
+        if echo:
+            raise
+        text = str(exc).removeprefix(f"{origin}: ")
+        if text.startswith("unknown profile field"):
+            raise
+        # The field the message is about is the first one it names.
+        found = [(match.start(), name) for name in _ALL_FIELDS
+                 if (match := re.search(rf"\b{name}\b", text))]
+        if not found:
+            raise
+        field = min(found)[1]
+        raise ProfileError(f"{origin}: bad value for '{field}' ({_EXPECTED[field]})") from None
+
+
+_ALL_FIELDS = ("memory", "crashkernel", "dump_size", "boot_devno", "dump_devno", "cpu_addresses", "cpus",
+               "workload", "kernel_parms", "kdump_reipl", "kdump_failure", "kdump", "on_panic",
+               "on_restart", "dump_level", "name")
+_EXPECTED = {
+    "memory": "a size of whole MiB from 64M to 1T, like 256M",
+    "crashkernel": "a size of whole MiB, at least 16M and at most half of memory, or 0",
+    "dump_size": "a size of whole MiB, or 0",
+    "boot_devno": "a device number 0000-ffff, not dump_devno",
+    "dump_devno": "a device number 0000-ffff, not boot_devno",
+    "cpus": f"a whole number 1 to {MAX_CPUS}",
+    "cpu_addresses": f"a list of CPU addresses 0 to {MAX_CPUS - 1}, ascending, one per CPU", "workload": "a whole number 0 to 90",
+    "kernel_parms": "text of at most 700 characters", "kdump": "true or false",
+    "kdump_reipl": "true or false", "kdump_failure": "'reboot', 'halt' or 'dump'",
+    "on_panic": "'stop', 'dump' or 'dump_reipl'",
+    "on_restart": "'stop', 'dump' or 'dump_reipl'", "dump_level": "0 or 1", "name": "text",
+}
+
+
+def _checked_profile(data: dict[str, Any], origin: str) -> Profile:
     known = {f.name for f in dataclasses.fields(Profile)}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ProfileError(f"{origin}: unknown profile field '{unknown[0]}' (fields: {', '.join(sorted(known))})")
     values = dict(data)
-    try:
-        for key in _SIZE_FIELDS:
-            if key in values:
-                values[key] = parse_size(values[key])
-        for key in _DEVNO_FIELDS:
-            if key in values:
-                values[key] = parse_devno(values[key])
-    except ValueError as exc:
-        raise ProfileError(f"{origin}: {exc}") from None
+    for key, parse in [*((k, parse_size) for k in _SIZE_FIELDS),
+                       *((k, parse_devno) for k in _DEVNO_FIELDS)]:
+        if key in values:
+            try:
+                values[key] = parse(values[key])
+            except ValueError as exc:
+                raise ProfileError(f"{origin}: {key}: {exc}") from None
     for key, kind in _TYPES.items():
         if key in values and not (isinstance(values[key], kind) and not (kind is int and isinstance(values[key], bool))):
             raise ProfileError(f"{origin}: {key} = {values[key]!r}: expected {kind.__name__}")
+    if "cpu_addresses" in values:
+        addresses = values["cpu_addresses"]
+        if not isinstance(addresses, list | tuple) or not all(
+                isinstance(a, int) and not isinstance(a, bool) for a in addresses):
+            raise ProfileError(f"{origin}: cpu_addresses: expected a list of whole numbers")
+        values["cpu_addresses"] = tuple(addresses)
     try:
         return Profile(**values)
     except ProfileError as exc:

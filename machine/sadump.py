@@ -5,6 +5,7 @@ device into a file once it is complete (the `zgetdump` role)."""
 from __future__ import annotations
 
 import datetime
+import errno
 import hashlib
 import os
 import struct
@@ -32,6 +33,7 @@ OS_INFO_POINTER = 0xE18
 OS_INFO_MAGIC = 0x4F53494E464F535A
 PURGATORY_ENTRY = 3
 COPY_CHUNK = 8 << 20
+_ZERO_COPY_CHUNK = bytes(COPY_CHUNK)
 
 CHECKS = {
     1: "os_info pointer", 2: "os_info magic", 3: "os_info checksum", 4: "os_info version",
@@ -187,11 +189,36 @@ class DumperHost:
             path = directory / f"{stem}-{n}.s390"
         started = time.perf_counter()
         with open(device.path, "rb") as source, atomic_output(path) as target:
-            copied = 0
-            while copied < size:
-                count = os.copy_file_range(source.fileno(), target, min(COPY_CHUNK, size - copied),
-                                           offset + copied)
-                if count <= 0:
-                    raise OSError(5, "short read from the dump device")
-                copied += count
+            for start, end in _data_extents(source.fileno(), offset, offset + size):
+                for at in range(start, end, COPY_CHUNK):
+                    chunk = os.pread(source.fileno(), min(COPY_CHUNK, end - at), at)
+                    if len(chunk) != min(COPY_CHUNK, end - at):
+                        raise OSError(5, "short read from the dump device")
+                    zero = _ZERO_COPY_CHUNK if len(chunk) == COPY_CHUNK else bytes(len(chunk))
+                    if chunk != zero:
+                        os.pwrite(target, chunk, at - offset)
+            # Holes and all-zero chunks stay holes: the dump costs its data, not its size.
+            os.ftruncate(target, size)
         return path, time.perf_counter() - started
+
+
+def _data_extents(fd: int, start: int, end: int) -> list[tuple[int, int]]:
+    """The [a, b) pieces of [start, end) of a file that hold data (SEEK_DATA/SEEK_HOLE); the
+    whole range if the file system cannot say."""
+    extents, position = [], start
+    try:
+        while position < end:
+            try:
+                data = os.lseek(fd, position, os.SEEK_DATA)
+            except OSError as error:
+                if error.errno == errno.ENXIO:  # nothing but hole up to the end of the file
+                    break
+                raise
+            if data >= end:
+                break
+            hole = min(os.lseek(fd, data, os.SEEK_HOLE), end)
+            extents.append((data, hole))
+            position = hole
+    except OSError:
+        return [(start, end)]
+    return extents

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import mmap
+import resource
 
 PAGE_SIZE = 4096
 
@@ -17,14 +18,45 @@ class StorageError(ValueError):
     """An access outside the configured storage."""
 
 
+def host_memory_available() -> int | None:
+    """Bytes the host can still give: MemAvailable plus free swap (None if unknown)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            fields = dict(line.split(":", 1) for line in meminfo if ":" in line)
+        return sum(int(fields[key].split()[0]) * 1024 for key in ("MemAvailable", "SwapFree")
+                   if key in fields)
+    except (OSError, ValueError):
+        return None
+
+
+def check_host_can_back(size: int) -> None:
+    """Refuse storage the host could not back if the guest touched it all: more than the
+    host's available memory, or than the address-space limit (RLIMIT_AS). The mmap itself
+    costs nothing until touched, so without this check a 64G LPAR activates and the host
+    starts killing processes once the guest writes its memory."""
+    available = host_memory_available()
+    if available is not None and size > available:
+        raise StorageError(f"{size >> 20} MiB of storage is more than this host can back "
+                           f"({available >> 20} MiB available)")
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY and size > soft:
+        raise StorageError(f"{size >> 20} MiB of storage is more than this process may map "
+                           f"(RLIMIT_AS {soft >> 20} MiB)")
+
+
 class Storage:
     """The LPAR's absolute storage."""
 
     def __init__(self, size: int) -> None:
         if size <= 0 or size % (1 << 20):
             raise StorageError(f"storage size {size:#x} must be a positive multiple of 1 MiB")
+        check_host_can_back(size)
         self.size = size
-        self._map = mmap.mmap(-1, size, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        try:
+            self._map = mmap.mmap(-1, size, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        except OSError as error:  # ENOMEM: the kernel's overcommit check said no
+            raise StorageError(f"{size >> 20} MiB of storage: the host refused the memory "
+                               f"({error.strerror})") from None
         self._anchor = ctypes.c_char.from_buffer(self._map)
         self.address = ctypes.addressof(self._anchor)
         self.view = memoryview(self._map)

@@ -42,6 +42,7 @@ SIGP_ORDER_NAMES = {
     0x0C: "CPU reset", 0x0D: "set prefix", 0x0E: "store status at address",
     0x12: "set architecture", 0x15: "sense running status",
 }
+SIGP_SET_ARCHITECTURE = 0x12
 SIGP_STATUS_INVALID_ORDER = 0x002
 SIGP_STATUS_STOPPED = 0x040
 SIGP_STATUS_CHECK_STOP = 0x010
@@ -220,6 +221,10 @@ class SystemInstructions:
 
     def _signal(self, sender: Cpu, order: int, target_address: int, parameter: int) -> tuple[int, int]:
         """Carry out one SIGP order; returns (condition code, status bits)."""
+        if order == SIGP_SET_ARCHITECTURE:
+            # It acts on the whole configuration: the CPU address is not examined (PoP,
+            # "Set Architecture"), so an address with no CPU is not "not operational".
+            return self._order_set_architecture(sender, sender, parameter)
         target = self.lpar.cpu_by_address(target_address)
         if target is None:
             return 3, 0

@@ -32,7 +32,7 @@ BOOT_STAGES = {1: "parm area read", 2: "lowcores set up", 3: "os_info written",
                4: "CPUs started", 5: "workload running"}
 HANG_KINDS = {1: "spin", 2: "wait", 3: "deadlock", 4: "loop"}
 TRIGGERS = {1: "panic", 2: "restart"}
-ACTIONS = {1: "stop", 2: "dump"}
+ACTIONS = {1: "stop", 2: "dump", 3: "dump_reipl"}
 
 
 def report_trace(lpar: Lpar, cpu: Cpu, event_id: int, args: tuple[int, ...]) -> None:
@@ -61,7 +61,8 @@ def _boot_stage(lpar: Lpar, cpu: Cpu, args: tuple[int, ...]) -> None:
 
 
 def _cpu_online(lpar: Lpar, cpu: Cpu, args: tuple[int, ...]) -> None:
-    lpar.publish(CpuOnlineEvent(t=lpar.clock.now, cpu=args[0], prefix=args[1], stack=args[2]))
+    # The CPU coming online sends it; args[0] is its logical number, not its address.
+    lpar.publish(CpuOnlineEvent(t=lpar.clock.now, cpu=cpu.address, prefix=args[1], stack=args[2]))
 
 
 def _os_info(lpar: Lpar, cpu: Cpu, args: tuple[int, ...]) -> None:

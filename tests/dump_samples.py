@@ -22,6 +22,7 @@ VMCOREINFO_TEXT = ("OSRELEASE=6.1.192-dumplab\nPAGESIZE=4096\nSYMBOL(lowcore_ptr
 READELF = shutil.which("readelf") or shutil.which("s390x-linux-gnu-readelf")
 OS_INFO_ADDRESS = 0x7000
 VMCOREINFO_NOTE_ADDRESS = 0x8000
+VMCOREINFO_TEXT_ADDRESS = 0x8800  # os_info entry 0's copy of the text, when there is one
 
 
 def status(cpu: int, prefix: int) -> CpuStatus:
@@ -78,14 +79,21 @@ def put_save_areas(image: bytearray, cpu_states: list[CpuStatus]) -> None:
         image[at:at + 512] = cpu_status.pack()
 
 
-def put_os_info(image: bytearray, text: str = VMCOREINFO_TEXT) -> None:
-    """os_info at OS_INFO_ADDRESS (pointer at absolute 0xE18) whose entry 0 is a VMCOREINFO
-    note at VMCOREINFO_NOTE_ADDRESS; checksums as the kernel computes them."""
+def put_os_info(image: bytearray, text: str = VMCOREINFO_TEXT, *, in_entry0: bool = False) -> None:
+    """os_info at OS_INFO_ADDRESS (pointer at absolute 0xE18) and the VMCOREINFO note at
+    VMCOREINFO_NOTE_ADDRESS (pointer at 0xE0C), as Linux leaves them: entry 0 empty. With
+    in_entry0, entry 0 holds a copy of the text (the note's descriptor) at
+    VMCOREINFO_TEXT_ADDRESS, as the kdump kernel reads it
+    first. Checksums as the kernel computes them."""
     note = vmcoreinfo_note(text)
     image[VMCOREINFO_NOTE_ADDRESS:VMCOREINFO_NOTE_ADDRESS + len(note)] = note
+    image[0xE0C:0xE14] = VMCOREINFO_NOTE_ADDRESS.to_bytes(8, "big")
     page = bytearray(PAGE)
     struct.pack_into(">QIHHQQ", page, 0, 0x4F53494E464F535A, 0, 1, 1, 0x14000000, 0x0C000000)
-    struct.pack_into(">QQI", page, 0x20, VMCOREINFO_NOTE_ADDRESS, len(note), cksm(note))
+    if in_entry0:
+        desc = text.encode()
+        image[VMCOREINFO_TEXT_ADDRESS:VMCOREINFO_TEXT_ADDRESS + len(desc)] = desc
+        struct.pack_into(">QQI", page, 0x20, VMCOREINFO_TEXT_ADDRESS, len(desc), cksm(desc))
     struct.pack_into(">I", page, 8, cksm(bytes(page[0x0C:])))
     image[OS_INFO_ADDRESS:OS_INFO_ADDRESS + PAGE] = page
     image[0xE18:0xE20] = OS_INFO_ADDRESS.to_bytes(8, "big")

@@ -123,7 +123,7 @@ def test_inspect_an_s390_dump(capsys, s390: Path) -> None:
     assert "tod db1f2e3d4c5b6a79" in out and "end marker DUMP_END" in out
     assert "cpu_cnt 2" in out
     assert f"{statuses()[0].gprs[15]:016x}" in out
-    assert "VMCOREINFO (os_info at 0x7000, entry 0" in out
+    assert "VMCOREINFO (through the lowcore pointer 0xe0c" in out
     status, out, _ = run(capsys, "inspect", "--json", str(s390))
     summary = json.loads(out)
     assert summary["s390"]["lc_vec"] == list(PREFIXES)

@@ -30,7 +30,7 @@ from dump_samples import (
 from elftools.elf.elffile import ELFFile
 
 from machine.formats import AddressNotDumped, DumpFormatError, elfcore, read_vmcore, write_vmcore
-from machine.formats.common import partial_path
+from machine.formats.common import partial_files
 from machine.formats.notes import vmcore_notes
 
 SIZE = 8 << 20
@@ -309,7 +309,7 @@ def test_an_interrupted_write_keeps_an_earlier_file(tmp_path: Path, image: bytea
     with pytest.raises(Boom):
         write_vmcore(path, NOTES, RANGES, failing_reader(image, 1, Boom()))
     assert path.read_bytes() == b"the previous dump"
-    assert not partial_path(path).exists()
+    assert not partial_files(path)
 
 
 KILLED_WRITER = textwrap.dedent("""
@@ -337,7 +337,7 @@ def test_a_killed_writer_leaves_nothing_under_the_final_name(tmp_path: Path) -> 
                               str(path)], stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline() == "midway\n"
-        assert partial_path(path).stat().st_size > 32 << 20  # it was well under way
+        assert partial_files(path)[0].stat().st_size > 32 << 20  # it was well under way
         os.kill(child.pid, signal.SIGKILL)
         child.wait(timeout=30)
     finally:

@@ -14,6 +14,7 @@ from dump_samples import (
     PREFIXES,
     REFERENCE,
     VMCOREINFO_TEXT,
+    put_os_info,
     reader,
     s390_memory,
     statuses,
@@ -101,21 +102,48 @@ def test_read_s390_dump_gives_back_header_cpus_and_memory(dump: Path, image: byt
         result.read(SIZE - 8, 16)
 
 
-def test_vmcoreinfo_is_found_through_os_info(dump: Path) -> None:
+def test_vmcoreinfo_is_found_through_the_lowcore_pointer(dump: Path) -> None:
+    """Linux leaves os_info entry 0 empty: the reader falls back to the note at 0xE0C."""
     result = read_s390_dump(dump)
     assert result.vmcoreinfo == VMCOREINFO_TEXT
     assert result.os_info.address == OS_INFO_ADDRESS
+    assert result.os_info.source == "lowcore 0xe0c"
 
 
-@pytest.mark.parametrize("offset, problem", [
-    (OS_INFO_ADDRESS + 0x10, "os_info at 0x7000: checksum mismatch"),
-    (OS_INFO_ADDRESS, "bad magic"),
-    (0xE18 + 7, "no os_info"),
-    (0x8000 + 30, "entry 0 \\(VMCOREINFO\\): checksum mismatch"),
-])
-def test_a_damaged_os_info_means_no_vmcoreinfo(tmp_path: Path, offset: int, problem: str) -> None:
+def test_os_info_entry0_holds_the_text_and_comes_first(tmp_path: Path) -> None:
+    """Entry 0 is the note's descriptor (raw text), read before the 0xE0C note."""
     image = s390_memory(SIZE)
-    image[offset] ^= 0x40
+    put_os_info(image, "OSRELEASE=from-entry-0\n", in_entry0=True)
+    image[0x8000 + 24:0x8000 + 33] = b"ESAELERSO"  # the 0xE0C note's text no longer agrees
+    path = tmp_path / "dump"
+    write_s390_dump(path, reader(image), len(image))
+    result = read_s390_dump(path)
+    assert (result.vmcoreinfo, result.os_info.source) == ("OSRELEASE=from-entry-0\n",
+                                                          "os_info entry 0")
+
+
+def test_a_bad_entry0_falls_back_to_the_lowcore_note(tmp_path: Path) -> None:
+    image = s390_memory(SIZE)
+    put_os_info(image, in_entry0=True)
+    image[0x8800 + 6] ^= 0x40  # the text entry 0 checksums
+    path = tmp_path / "dump"
+    write_s390_dump(path, reader(image), len(image))
+    result = read_s390_dump(path)
+    assert (result.vmcoreinfo, result.os_info.source) == (VMCOREINFO_TEXT, "lowcore 0xe0c")
+
+
+@pytest.mark.parametrize("offsets, problem", [
+    ((OS_INFO_ADDRESS + 0x10, 0xE0C),
+     "os_info at 0x7000: checksum mismatch; the VMCOREINFO pointer at 0xe0c .* is outside memory"),
+    ((OS_INFO_ADDRESS, 0xE0C), "bad magic"),
+    ((0xE18 + 7, 0x8000 + 12), "no os_info.*not a VMCOREINFO note"),
+    ((0x8000 + 14,), "entry 0 \\(VMCOREINFO\\) is not set; .*not a VMCOREINFO note"),
+])
+def test_no_vmcoreinfo_when_both_places_are_damaged(tmp_path: Path, offsets: tuple[int, ...],
+                                                     problem: str) -> None:
+    image = s390_memory(SIZE)
+    for offset in offsets:
+        image[offset] ^= 0x40
     path = tmp_path / "dump"
     write_s390_dump(path, reader(image), len(image))
     result = read_s390_dump(path)

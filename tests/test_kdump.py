@@ -295,3 +295,23 @@ def test_the_same_crash_twice_gives_byte_identical_vmcores(tmp_path):
         run.lpar.close()
     assert paths[0].name == paths[1].name
     assert paths[0].read_bytes() == paths[1].read_bytes()
+
+
+def test_the_hand_over_runs_on_the_ipl_cpu(tmp_path):
+    """A PSW restart on CPU 1: the checks run there, then (as Linux's smp_call_ipl_cpu) the
+    IPL CPU stores every status and enters the purgatory, so its note comes first."""
+    run = booted_with_kdump(tmp_path, 2)
+    run.lpar.stop()
+    run.lpar.psw_restart(1)
+    written = wait_for_vmcore(run)
+    verify = next(e for e in run.of_kind("stage") if e.stage == "purgatory-verify")
+    crash_kexec = next(e for e in run.of_kind("stage") if e.stage == "crash-kexec")
+    assert (verify.cpu, crash_kexec.cpu) == (1, 0)
+    console = [e.text for e in run.of_kind("console")]
+    assert any(t.startswith("restart: PSW restart on CPU 1") for t in console)
+    captured = captured_status(run)
+    vmcore = read_vmcore(written.path)
+    assert [n.prefix for n in vmcore.cpus] == [captured[0]["prefix"], captured[1]["prefix"]]
+    # CPU 1 stopped itself after asking the IPL CPU; its registers are in the second note.
+    assert vmcore.cpus[1].psw == (captured[1]["psw_mask"], captured[1]["psw_addr"])
+    run.lpar.close()

@@ -39,10 +39,11 @@ class Hung:
 
 
 def hung_system(workdir: Path, hang: str = "spin", kdump: bool = True, cpus: int = 3,
-                faults: tuple[list[str], ...] = ()) -> Hung:
+                faults: tuple[list[str], ...] = (), cpu_addresses: tuple[int, ...] = ()) -> Hung:
     bus = EventBus()
     log = EventLog(bus)
-    lpar = Lpar(Profile(cpus=cpus, memory=MEMORY, crashkernel=CRASHKERNEL), workdir, bus)
+    lpar = Lpar(Profile(cpus=cpus, memory=MEMORY, crashkernel=CRASHKERNEL,
+                        cpu_addresses=cpu_addresses), workdir, bus)
     lpar.activate()
     lpar.load(0x100)
     assert lpar.run_until(lambda e: e.kind == "stage" and e.stage == "workload", 2000 * MS)
@@ -255,3 +256,72 @@ def test_the_same_hang_twice_gives_byte_identical_full_dumps(tmp_path):
         digests.append(hashlib.sha256(Path(written.path).read_bytes()).hexdigest())
         hung.lpar.close()
     assert digests[0] == digests[1]
+
+
+def panic_with_shutdown_action(workdir: Path, action: str) -> tuple[Lpar, EventLog]:
+    """A system without kdump whose on_panic action IPLs the stand-alone dumper."""
+    bus = EventBus()
+    log = EventLog(bus)
+    lpar = Lpar(Profile(cpus=2, memory=MEMORY, crashkernel=CRASHKERNEL, on_panic=action),
+                workdir, bus)
+    lpar.activate()
+    lpar.load(0x100)
+    assert lpar.run_until(lambda e: e.kind == "stage" and e.stage == "workload", 2000 * MS)
+    inject(lpar, ["panic", "test crash"])
+    written = lpar.run_until(lambda e: e.kind == "dump_written", 3000 * MS)
+    assert written is not None and written.format == "s390"
+    assert read_s390_dump(written.path).read(0x10000, 8) != bytes(8)
+    return lpar, log
+
+
+def test_dump_reipl_re_ipls_the_system_after_the_full_dump(tmp_path):
+    """Linux's dump_reipl: the kernel leaves its re-IPL block at 0xE00 (checksum at 0xE08),
+    and the dumper, once the dump is written, IPLs the production system again."""
+    lpar, log = panic_with_shutdown_action(tmp_path, "dump_reipl")
+    assert lpar.run_until(lambda e: e.kind == "stage" and e.stage == "workload", 2000 * MS)
+    console = [e.text for e in log.of_kind("console")]
+    assert "dump_reipl: the dumper will re-IPL device 0100" in console
+    assert "Re-IPL of the dumped system (dump_reipl)" in console
+    assert [(e.trigger, e.action) for e in log.of_kind("shutdown_action")] == [("panic", "dump_reipl")]
+    kinds = [e.kind for e in log.events]
+    assert "ipl" in kinds[kinds.index("dump_written"):]  # the kernel again, from 0100
+    lpar.close()
+
+
+def test_dump_without_reipl_stops_after_the_full_dump(tmp_path):
+    lpar, log = panic_with_shutdown_action(tmp_path, "dump")
+    lpar.run(50 * MS)
+    assert "Re-IPL of the dumped system (dump_reipl)" not in [e.text for e in log.of_kind("console")]
+    assert lpar.all_stopped() and [e.code for e in log.of_kind("wait")][-1] == 0
+    lpar.close()
+
+
+ADDRESSES_WITH_GAPS = (0, 1, 4, 5)
+
+
+@pytest.mark.parametrize("kdump", [True, False])
+def test_cpu_addresses_with_gaps_are_all_found(tmp_path, kdump):
+    """CPUs at 0, 1, 4 and 5: the kernel brings all four up (it looks at every address), and
+    the dumper, which steps over the addresses with no CPU, stores all four statuses: in the
+    vmcore's notes (kdump) or in the full dump's lc_vec (no kdump)."""
+    hung = hung_system(tmp_path, kdump=kdump, cpus=4, cpu_addresses=ADDRESSES_WITH_GAPS)
+    assert [c.address for c in hung.lpar.snapshot().cpus] == list(ADDRESSES_WITH_GAPS)
+    online = [e.cpu for e in hung.log.of_kind("cpu_online")]
+    assert sorted(online) == list(ADDRESSES_WITH_GAPS)
+    stop_and_load_dumper(hung)
+    written = hung.lpar.run_until(lambda e: e.kind == "dump_written", 3000 * MS)
+    assert written is not None
+    prefixes = {c.address: c.prefix for c in hung.at_hang.cpus}
+    if kdump:
+        dumped = [cpu.prefix for cpu in read_vmcore(written.path).cpus]
+    else:
+        dumped = list(read_s390_dump(written.path).header.lc_vec)
+    assert sorted(dumped) == sorted(prefixes.values()) and 0 not in dumped
+    hung.lpar.close()
+
+
+def test_a_cpu_address_with_no_cpu_is_refused(tmp_path):
+    hung = hung_system(tmp_path, kdump=False, cpus=4, cpu_addresses=ADDRESSES_WITH_GAPS)
+    with pytest.raises(Exception, match=r"no CPU 2 \(this LPAR has CPUs 0, 1, 4, 5\)"):
+        hung.lpar.psw_restart(2)
+    hung.lpar.close()

@@ -26,6 +26,13 @@ def signal(lpar, order, target, parameter=0, sender=0):
     return lpar.system._signal(lpar.cpus[sender], order, target, parameter)
 
 
+def test_set_architecture_ignores_the_cpu_address(lpar):
+    """The order acts on the configuration: no CPU at the address is not cc 3."""
+    assert signal(lpar, SET_ARCHITECTURE, 0xFFFF, 1) == (0, 0)
+    assert signal(lpar, SET_ARCHITECTURE, 7, 2) == (0, 0)
+    assert signal(lpar, SET_ARCHITECTURE, 7, 0) == (1, STATUS_INVALID_PARAMETER)
+
+
 def test_not_operational_and_invalid_order(lpar):
     assert signal(lpar, SENSE, 3) == (3, 0)
     assert signal(lpar, SENSE, 0xFFFF) == (3, 0)

@@ -54,10 +54,10 @@ class TwoSystems:
         return read_s390_dump(self.dump_path)
 
 
-def booted_with_kdump(workdir: Path) -> tuple[Lpar, EventLog]:
+def booted_with_kdump(workdir: Path, **profile: object) -> tuple[Lpar, EventLog]:
     bus = EventBus()
     log = EventLog(bus)
-    lpar = Lpar(Profile(cpus=3, memory=MEMORY, crashkernel=CRASHKERNEL), workdir, bus)
+    lpar = Lpar(Profile(cpus=3, memory=MEMORY, crashkernel=CRASHKERNEL, **profile), workdir, bus)
     lpar.activate()
     lpar.load(0x100)
     assert lpar.run_until(lambda e: e.kind == "stage" and e.stage == "workload", 2000 * MS)
@@ -81,7 +81,7 @@ def remember_memory_at_purgatory_load(lpar: Lpar, run: TwoSystems) -> None:
 
 @pytest.fixture(scope="module")
 def two_systems(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoSystems]:
-    lpar, log = booted_with_kdump(tmp_path_factory.mktemp("two-systems"))
+    lpar, log = booted_with_kdump(tmp_path_factory.mktemp("two-systems"), kdump_failure="halt")
     run = TwoSystems(log)
     remember_memory_at_purgatory_load(lpar, run)
     inject(lpar, ["kdump-save-fails"])
@@ -166,6 +166,9 @@ def test_prod_is_the_production_memory_at_the_crash(two_systems):
                 differing.append(hex(address))
     assert differing == []
     assert "OSRELEASE=dumplab-1.0" in view.vmcoreinfo
+    # Found as the kdump kernel finds it: os_info entry 0 is empty, so through 0xE0C.
+    assert view.os_info.source == "lowcore 0xe0c"
+    assert "BUILD-ID=" in view.vmcoreinfo and "SYMBOL(init_uts_ns)=" in view.vmcoreinfo
 
 
 def production_status(two_systems: TwoSystems) -> dict[int, dict]:
@@ -290,3 +293,41 @@ def test_a_dump_of_one_system_refuses_a_selection(tmp_path, capsys):
     assert status == 1 and err.endswith(f"{ONE_SYSTEM}\n") and not (tmp_path / "out").exists()
     status, out, _ = run_cli(capsys, "inspect", str(path))
     assert status == 0 and "Systems" not in out
+
+
+# ---------------------------------------------------------------------------------------------
+# The kdump kernel's failure action (kdump-tools' FAILURE_ACTION), when the save fails
+
+
+def failed_save(workdir: Path, action: str) -> tuple[Lpar, EventLog]:
+    lpar, log = booted_with_kdump(workdir, kdump_failure=action)
+    inject(lpar, ["kdump-save-fails"])
+    inject(lpar, ["panic", "test crash"])
+    failed = lpar.run_until(lambda e: e.kind == "kdump_boot" and e.step == "save failed", 3000 * MS)
+    assert failed is not None and failed.detail == f"failure action: {action}"
+    return lpar, log
+
+
+def test_failure_action_reboot_re_ipls_the_production_system(tmp_path: Path) -> None:
+    lpar, log = failed_save(tmp_path, "reboot")
+    assert lpar.run_until(lambda e: e.kind == "stage" and e.stage == "workload", 2000 * MS)
+    assert "kdump: failure action: reboot" in [e.text for e in log.of_kind("console")]
+    assert log.of_kind("dump_written") == [] and log.of_kind("wait") == []
+    lpar.close()
+
+
+def test_failure_action_halt_waits_for_the_operator(tmp_path: Path) -> None:
+    lpar, log = failed_save(tmp_path, "halt")
+    lpar.run(50 * MS)
+    assert [e.code for e in log.of_kind("wait")] == [WAIT_SAVE_FAILED]
+    assert log.of_kind("ipl")[-1].t < log.of_kind("kdump_boot")[-1].t  # no re-IPL since
+    lpar.close()
+
+
+def test_failure_action_dump_takes_a_full_dump_of_both_systems(tmp_path: Path) -> None:
+    lpar, _ = failed_save(tmp_path, "dump")
+    written = lpar.run_until(lambda e: e.kind == "dump_written", 3000 * MS)
+    assert written is not None and written.format == "s390"
+    kdump = find_kdump_kernel(read_s390_dump(written.path))
+    assert kdump is not None and (kdump.base, kdump.size) == (CRASH_BASE, CRASHKERNEL)
+    lpar.close()

@@ -25,11 +25,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 import capstone
 
 from machine.breakpoints import BreakpointError
+from machine.checkpoint import CheckpointError
+from machine.cpu import GPRS
 from machine.faults import FaultError, inject
 from machine.faults import check_words as check_fault_words
+from machine.frames import return_point
 from machine.lpar import HmcError
 from machine.profile import MAX_CPUS, ProfileError
 from machine.profile import parse_devno as machine_parse_devno
+from machine.sourcelines import SourceLine, line_at
 
 if TYPE_CHECKING:
     from machine.events import Event
@@ -41,6 +45,9 @@ MAX_READ_LENGTH = 0x1000
 DEFAULT_UNASSEMBLE_COUNT = 16
 MAX_UNASSEMBLE_COUNT = 200
 MAX_INSTRUCTION_LENGTH = 6  # bytes: s390 instructions are 2, 4 or 6 bytes long
+# The longest virtual time one command may run (run, a wait-for timeout) and one journal run
+# record may hold: beyond it a typo (`run 99999999s`) would run until killed (docs/COMMANDS.md).
+MAX_VIRTUAL_NS = 3600 * 1_000_000_000
 MAX_STEP_COUNT = 1_000_000  # stepping runs a Python hook per instruction: keep it bounded
 WAIT_FOR_KINDS = ("console", "stage", "event", "wait", "stopped")
 STOPPED_POLL_NS = 1_000_000  # wait-for stopped re-checks the CPU states every 1 ms (virtual)
@@ -84,6 +91,7 @@ class OperatorSession(Protocol):
     a protocol, so that this module does not import the session, which imports it)."""
 
     lpar: Lpar | None
+    stage_stops: frozenset[str]
 
     def activate(self, ref: str | None = None) -> str:
         """Create the LPAR from a profile; the acknowledgement."""
@@ -154,6 +162,8 @@ class _Words:
         if ns is None:
             raise self.error(f"bad {what} '{word}' (expected a number and a unit: "
                              "ns, us, ms or s, like 10ms)")
+        if ns > MAX_VIRTUAL_NS:
+            raise self.error(f"{what} '{word}' too long (at most 3600s of virtual time)")
         return ns
 
 
@@ -319,7 +329,12 @@ def _parse_run(words: _Words) -> dict[str, Any]:
 def _parse_step(words: _Words) -> dict[str, Any]:
     args: dict[str, Any] = {"count": 1, "cpu": 0}
     counted = False
-    for item in words.items:
+    items = list(words.items)
+    if items and items[0].lower() in ("back", "line"):
+        args[items.pop(0).lower()] = True
+    if args.get("line") and any("=" not in item for item in items):
+        raise words.error("line takes only cpu=C", usage=True)
+    for item in items:
         key, has_value, value = item.partition("=")
         if has_value and key.lower() == "cpu":
             args["cpu"] = words.cpu(value)
@@ -356,6 +371,9 @@ def _parse_read(words: _Words) -> dict[str, Any]:
 
 
 def _parse_unassemble(words: _Words) -> dict[str, Any]:
+    source = bool(words.items) and words.items[0].lower() == "/s"
+    if source:
+        words.items = words.items[1:]
     items = words.at_most(2)
     if not items:
         raise words.error("missing ADDR or SYMBOL", usage=True)
@@ -364,7 +382,7 @@ def _parse_unassemble(words: _Words) -> dict[str, Any]:
         if not _is_decimal(items[1]) or not 1 <= int(items[1]) <= MAX_UNASSEMBLE_COUNT:
             raise words.error(f"bad count '{items[1]}' (expected 1-{MAX_UNASSEMBLE_COUNT})")
         count = int(items[1])
-    return {"where": items[0], "count": count}
+    return {"where": items[0], "count": count, **({"source": True} if source else {})}
 
 
 def _parse_wait_for(words: _Words) -> dict[str, Any]:
@@ -475,7 +493,10 @@ def _run_kdump(session: OperatorSession, args: Mapping[str, Any]) -> CommandResu
 
 
 def _run_fault(session: OperatorSession, args: Mapping[str, Any]) -> CommandResult:
-    return _done(inject(_lpar(session), list(args["words"])))
+    lpar = _lpar(session)
+    if lpar.checkpoints is not None:
+        lpar.checkpoints.barrier()  # a fault changes storage behind the machine's back
+    return _done(inject(lpar, list(args["words"])))
 
 
 def _run_run(session: OperatorSession, args: Mapping[str, Any]) -> CommandResult:
@@ -505,6 +526,9 @@ def _code_address(lpar: Lpar, where: str) -> tuple[int, str]:
     if _CODE_ADDRESS.fullmatch(where):
         return int(where, 16), f"{int(where, 16):#x}"
     address = lpar.code_address(where)
+    if address is None and re.fullmatch(r"[0-9a-f]+", where, re.IGNORECASE):
+        raise CommandError(f"break: no symbol '{where}' (an address that starts with a letter "
+                           f"is written 0x{where})")
     if address is None:
         loaded = lpar.program.name if lpar.program is not None else "no program"
         raise CommandError(f"break: no symbol '{where}' (loaded: {loaded}; other programs as "
@@ -543,14 +567,19 @@ def _run_break(session: OperatorSession, args: Mapping[str, Any]) -> CommandResu
 
 def _cpu_snapshot(session: OperatorSession, cpu: int, command: str) -> CpuSnapshot:
     """The snapshot of one CPU, or a CommandError naming the CPUs this LPAR has."""
-    cpus = _lpar(session).snapshot().cpus
-    if cpu >= len(cpus):
-        raise CommandError(f"{command}: no CPU {cpu} (this LPAR has CPUs 0-{len(cpus) - 1})")
+    lpar = _lpar(session)
+    cpus = {snapshot.address: snapshot for snapshot in lpar.snapshot().cpus}
+    if cpu not in cpus:
+        raise CommandError(f"{command}: no CPU {cpu} (this LPAR has CPUs {lpar.cpu_list()})")
     return cpus[cpu]
 
 
 def _run_step(session: OperatorSession, args: Mapping[str, Any]) -> CommandResult:
     _cpu_snapshot(session, args["cpu"], "step")
+    if args.get("back"):
+        return _run_step_back(session, args)
+    if args.get("line"):
+        return _run_step_line(session, args)
     _lpar(session).step(args["cpu"], args["count"])
     cpu = _cpu_snapshot(session, args["cpu"], "step")
     plural = "" if args["count"] == 1 else "s"
@@ -558,6 +587,171 @@ def _run_step(session: OperatorSession, args: Mapping[str, Any]) -> CommandResul
                  f"PSW {cpu.psw_mask:016x} {cpu.psw_addr:016x} ({cpu.state})",
                  {"cpu": args["cpu"], "psw_mask": cpu.psw_mask, "psw_addr": cpu.psw_addr,
                   "state": cpu.state})
+
+
+def _checkpoints(session: OperatorSession, command: str):
+    checkpoints = _lpar(session).checkpoints
+    if checkpoints is None:
+        raise CommandError(f"{command}: the LPAR is not activated (use 'activate' first)")
+    return checkpoints
+
+
+def _run_step_back(session: OperatorSession, args: Mapping[str, Any]) -> CommandResult:
+    cpu, count = args["cpu"], args["count"]
+    try:
+        target = _checkpoints(session, "step back").step_back(cpu, count)
+    except CheckpointError as error:
+        raise CommandError(f"step back: {error}") from None
+    snap = _cpu_snapshot(session, cpu, "step back")
+    plural = "" if count == 1 else "s"
+    return _done(f"CPU {cpu} stepped back {count} instruction{plural} (to instruction {target}, "
+                 f"{format_time(_lpar(session).clock.now)}): PSW {snap.psw_mask:016x} "
+                 f"{snap.psw_addr:016x} ({snap.state})",
+                 {"cpu": cpu, "instructions": target, "t": _lpar(session).clock.now,
+                  "psw_mask": snap.psw_mask, "psw_addr": snap.psw_addr, "state": snap.state})
+
+
+def _parse_finish(words: _Words) -> dict[str, Any]:
+    items = words.at_most(1)
+    cpu = 0
+    for item in items:
+        key, has_value, value = item.partition("=")
+        if not has_value or key.lower() != "cpu":
+            raise words.error(f"unexpected '{item}'", usage=True)
+        cpu = words.cpu(value)
+    return {"cpu": cpu}
+
+
+CHECKPOINT_ACTIONS = ("save", "list", "restore")
+_CHECKPOINT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,40}")
+
+
+def _parse_checkpoint(words: _Words) -> dict[str, Any]:
+    items = words.at_most(2)
+    action = items[0].lower() if items else "list"
+    if action not in CHECKPOINT_ACTIONS:
+        raise words.error(f"expected {_alternatives(CHECKPOINT_ACTIONS)}", usage=True)
+    if action == "list":
+        if len(items) > 1:
+            raise words.error(f"unexpected '{items[1]}'", usage=True)
+        return {"action": action, "name": None}
+    if len(items) < 2:
+        raise words.error(f"{action}: missing NAME", usage=True)
+    if not _CHECKPOINT_NAME.fullmatch(items[1]):
+        raise words.error(f"bad name '{items[1]}' (1-40 letters, digits, - _ .)")
+    return {"action": action, "name": items[1]}
+
+
+def _checkpoint_row(node) -> str:
+    what = {"user": "saved", "stage": "stage began", "activation": "activation"}[node.kind]
+    size = node.delta_bytes / (1 << 20)
+    return f"  {node.name:<20} {format_time(node.t):<16} {what:<12} {size:8.2f} MiB"
+
+
+def _run_checkpoint(session: OperatorSession, args: Mapping[str, Any]) -> CommandResult:
+    checkpoints = _checkpoints(session, "checkpoint")
+    action, name = args["action"], args["name"]
+    try:
+        if action == "save":
+            node = checkpoints.save(name)
+            return _done(f"Checkpoint {name} saved at {format_time(node.t)} "
+                         f"({node.delta_bytes / (1 << 20):.2f} MiB of changes)",
+                         {"name": name, "t": node.t})
+        if action == "restore":
+            node = checkpoints.find(name)
+            checkpoints.restore(node, f"checkpoint {name}")
+            return _done(f"Checkpoint {name} restored: the machine is as it was at "
+                         f"{format_time(node.t)}", {"name": name, "t": node.t})
+    except CheckpointError as error:
+        raise CommandError(f"checkpoint: {error}") from None
+    listed = checkpoints.listed()
+    rows = [_checkpoint_row(node) for node in listed]
+    total = checkpoints.host_bytes() / (1 << 20)
+    return _done("\n".join(["Checkpoints (name, time, kind, changes held):", *rows,
+                            f"  all checkpoints hold {total:.2f} MiB"]),
+                 {"checkpoints": [{"name": n.name, "kind": n.kind, "t": n.t}
+                                  for n in listed]})
+
+
+def _parse_rewind(words: _Words) -> dict[str, Any]:
+    items = words.at_most(1)
+    if not items:
+        raise words.error("missing STAGE", usage=True)
+    return {"stage": items[0].lower()}
+
+
+def _run_rewind(session: OperatorSession, args: Mapping[str, Any]) -> CommandResult:
+    try:
+        start = _checkpoints(session, "rewind").rewind_to_stage(args["stage"])
+    except CheckpointError as error:
+        raise CommandError(f"rewind: {error}") from None
+    now = _lpar(session).clock.now
+    return _done(f"Rewound to stage {start.stage}, which began at {format_time(start.t)}: the "
+                 f"machine is as it was then", {"stage": start.stage, "t": now})
+
+
+# The dump workflow's stages: `stage-stop on` holds at each (docs/COMMANDS.md).
+WORKFLOW_STAGES = ("crash-kexec", "purgatory-verify", "purgatory-load", "notes", "swap",
+                   "kdump-boot", "vmcore", "dumper", "cpu-status", "checks", "kdump",
+                   "full-dump")
+
+
+def _parse_stage_stop(words: _Words) -> dict[str, Any]:
+    items = words.at_most(1)
+    if not items:
+        return {"stages": None}
+    word = items[0].lower()
+    if word == "on":
+        return {"stages": list(WORKFLOW_STAGES)}
+    if word == "off":
+        return {"stages": []}
+    stages = [s for s in word.split(",") if s]
+    unknown = [s for s in stages if s not in WORKFLOW_STAGES + _OTHER_STAGES]
+    if unknown or not stages:
+        raise words.error(f"unknown stage '{unknown[0] if unknown else word}' (expected on, "
+                          f"off or stages from: {', '.join(WORKFLOW_STAGES + _OTHER_STAGES)})")
+    return {"stages": stages}
+
+
+_OTHER_STAGES = ("ipl", "boot", "workload", "workload-filled", "kexec-load")
+
+
+def _run_stage_stop(session: OperatorSession, args: Mapping[str, Any]) -> CommandResult:
+    stages = args["stages"]
+    if stages is not None:
+        session.stage_stops = frozenset(stages)
+        if session.lpar is not None and session.lpar.checkpoints is not None:
+            session.lpar.checkpoints.stage_stops = session.stage_stops
+    current = sorted(session.stage_stops, key=lambda s: (WORKFLOW_STAGES + _OTHER_STAGES).index(s))
+    shown = ", ".join(current) if current else "off"
+    return _done(f"Stage stops: {shown}", {"stages": current})
+
+
+def _parse_incident(words: _Words) -> dict[str, Any]:
+    items = words.at_most(2)
+    if not items or items == ["list"]:
+        return {"number": None}
+    if items[0].lower() != "show" or len(items) != 2 or not _is_decimal(items[1]):
+        raise words.error("expected 'list' or 'show N'", usage=True)
+    return {"number": int(items[1])}
+
+
+def _run_incident(session: OperatorSession, args: Mapping[str, Any]) -> CommandResult:
+    incidents = _checkpoints(session, "incident").incidents.items
+    number = args["number"]
+    if number is None:
+        rows = [f"  {i.number:3d}  {format_time(i.t):<16} {i.cause:<28} {i.outcome}"
+                for i in incidents]
+        return _done("\n".join(["Incidents (number, began, cause, outcome):", *rows]),
+                     {"incidents": [i.to_dict() for i in incidents]})
+    if not 1 <= number <= len(incidents):
+        raise CommandError(f"incident: no incident {number} (there are {len(incidents)})")
+    incident = incidents[number - 1]
+    lines = [f"Incident {number}: began {format_time(incident.t)} by {incident.cause}",
+             f"  programs: {', '.join(incident.programs) or '-'}",
+             f"  outcome:  {incident.outcome}"]
+    lines += [f"  {stage:<18} {status}" for stage, status in incident.stages.items()]
+    return _done("\n".join(lines), incident.to_dict())
 
 
 def _register_rows(prefix: str, values: tuple[int, ...], width: int, per_row: int) -> list[str]:
@@ -618,20 +812,110 @@ def _run_unassemble(session: OperatorSession, args: Mapping[str, Any]) -> Comman
         address, _ = _code_address(lpar, args["where"])
     except CommandError as error:
         raise CommandError(str(error).replace("break:", "u:", 1)) from None
+    if address >= lpar.profile.memory:
+        raise CommandError(f"u: address {address:#x} is beyond the LPAR's storage "
+                           f"({lpar.profile.memory >> 20} MiB, up to "
+                           f"{lpar.profile.memory - 1:#x})")
     length = min(args["count"] * MAX_INSTRUCTION_LENGTH, lpar.profile.memory - address)
     data = lpar.read(address, max(length, 0)) if length > 0 else b""
     program = lpar.program
     lines, listed = [], []
+    shown_line = None
     for insn in itertools.islice(_disassembler().disasm(data, address), args["count"]):
         symbol = program.symbol_at(insn.address) if program is not None else None
         if symbol is not None and symbol[1] == 0:
             lines.append(f"{symbol[0]}:")
+        source = source_line(lpar, insn.address) if args.get("source") else None
+        if source is not None and source != shown_line:
+            lines.append(f"    {source}  {source.text().strip()}")
+            shown_line = source
         text = f"{insn.mnemonic} {insn.op_str}".strip()
         lines.append(f"  {insn.address:016x}  {insn.bytes.hex():<12}  {text}")
-        listed.append({"address": insn.address, "bytes": insn.bytes.hex(), "text": text})
+        listed.append({"address": insn.address, "bytes": insn.bytes.hex(), "text": text,
+                       **({"source": str(source)} if source is not None else {})})
     if not listed:
         return _done(f"No instruction decodes at {address:#x}", {"instructions": []})
     return _done("\n".join(lines), {"address": address, "instructions": listed})
+
+
+def source_line(lpar: Lpar, address: int) -> SourceLine | None:
+    """The C source line of an instruction address: in the loaded crash image's purgatory
+    (where kexec put it), else in the loaded program."""
+    crash = lpar.kdump.image
+    if crash is not None:
+        segment = crash.segment("purgatory")
+        if segment.mem <= address < segment.mem + segment.memsz:
+            return line_at("purgatory", address, segment.mem)
+    program = lpar.program
+    if program is not None and program.start <= address < program.end:
+        try:
+            return line_at(program.name, address)
+        except (OSError, ValueError):
+            return None
+    return None
+
+
+def _current_line(lpar: Lpar, cpu: int) -> SourceLine | None:
+    return source_line(lpar, lpar.cpus[cpu].psw[1])
+
+
+def _run_step_line(session: OperatorSession, args: Mapping[str, Any]) -> CommandResult:
+    """Step one CPU until its PSW is in another source line (at most MAX_STEP_COUNT)."""
+    lpar, cpu = _lpar(session), args["cpu"]
+    start = _current_line(lpar, cpu)
+    if start is None:
+        raise CommandError(f"step line: CPU {cpu}'s PSW is in no program with a line table "
+                           "(use step)")
+    for steps in range(1, MAX_STEP_COUNT + 1):
+        lpar.step(cpu, 1)
+        now = _current_line(lpar, cpu)
+        state = str(lpar.cpus[cpu].state)
+        if (now is not None and now != start) or state not in ("operating", "stopped"):
+            break
+    address = lpar.cpus[cpu].psw[1]
+    where = f"{now}  {now.text().strip()}" if now is not None else "no source line"
+    return _done(f"CPU {cpu} stepped {steps} instructions to {address:#x}: {where}",
+                 {"cpu": cpu, "steps": steps, "psw_addr": address,
+                  "source": str(now) if now is not None else None})
+
+
+FINISH_CHUNK = 20_000
+MAX_FINISH_INSTRUCTIONS = 50_000_000
+
+
+def _run_finish(session: OperatorSession, args: Mapping[str, Any]) -> CommandResult:
+    """Run one CPU until the function its PSW is in returns to its caller."""
+    lpar, cpu = _lpar(session), args["cpu"]
+    _cpu_snapshot(session, cpu, "finish")
+    target = lpar.cpus[cpu]
+    found = return_point(lpar, cpu)
+    if found is None:
+        raise CommandError(f"finish: no call frame known at CPU {cpu}'s PSW "
+                           f"{target.psw[1]:#x} (no debug information there)")
+    return_address, frame = found
+    ours = return_address not in lpar.breakpoints
+    if ours:
+        lpar.breakpoints.add(return_address, "finish")
+    try:
+        executed = 0
+        while executed < MAX_FINISH_INSTRUCTIONS:
+            lpar.step(cpu, FINISH_CHUNK)
+            executed += FINISH_CHUNK
+            if target.stopped_at_breakpoint == return_address and target.regs(GPRS[15:])[0] >= frame:
+                break
+            if str(target.state) not in ("operating", "stopped"):
+                break
+        else:
+            raise CommandError(f"finish: the function did not return within "
+                               f"{MAX_FINISH_INSTRUCTIONS} instructions")
+    finally:
+        if ours:
+            lpar.breakpoints.remove(return_address)
+    address = target.psw[1]
+    where = source_line(lpar, address)
+    return _done(f"CPU {cpu} returned to {address:#x}"
+                 + (f": {where}  {where.text().strip()}" if where is not None else ""),
+                 {"cpu": cpu, "psw_addr": address, "source": str(where) if where else None})
 
 
 @functools.lru_cache(maxsize=1)
@@ -731,6 +1015,11 @@ def _run_wait_for(session: OperatorSession, args: Mapping[str, Any]) -> CommandR
                          {"t": now, "cpu": cpu.address, "code": cpu.wait_code})
     if event is None:
         event = session.wait_for(match, timeout)
+    if event is None and _lpar(session).held_at is not None:
+        stage = _lpar(session).held_at
+        return CommandResult(False, f"wait-for {_describe_wait(args)}: held where stage "
+                                    f"{stage} began (stage stops are on: go on, or "
+                                    "stage-stop off)")
     if event is None:
         return timed_out
     detail = getattr(event, "detail", "") if event.kind == "stage" else ""
@@ -819,8 +1108,10 @@ _SPECS = (
         "flip one byte, so that a checksum or digest no longer matches. "
         "`unload-kdump`: the kdump kernel is unloaded without the operator seeing it. "
         "`kdump-save-fails`: the next vmcore save finds its target full (No space left on "
-        "device), so kdump fails after the swap and stops in the disabled wait 0x4B02; a "
-        "stand-alone dump then holds two systems (`dumplab inspect --select prod|kdump`).",
+        "device), so kdump fails after the swap and runs its failure action (profile "
+        "`kdump_failure`: `reboot` by default, `halt`: the disabled wait 0x4B02, `dump`: it "
+        "IPLs the stand-alone dumper); a stand-alone dump then holds two systems "
+        "(`dumplab inspect --select prod|kdump`).",
         _parse_fault, _run_fault),
     CommandSpec(
         "kdump", "kdump [load|unload|status]",
@@ -833,9 +1124,53 @@ _SPECS = (
         "DURATION is a number and a unit: ns, us, ms or s (`250us`, `10ms`, `2s`).",
         _parse_run, _run_run),
     CommandSpec(
-        "step", "step [N] [cpu=C]", "Execute N instructions (default 1) on one CPU (default 0).",
-        f"N is at most {MAX_STEP_COUNT}.",
+        "step", "step [back|line] [N] [cpu=C]",
+        "Execute N instructions (default 1) on one CPU (default 0), or go back N.",
+        f"N is at most {MAX_STEP_COUNT}. `step line` steps to the next C source line (the "
+        "PSW in another line of the program's line table). `step back N` puts the machine where it was when "
+        "the CPU had executed N fewer instructions: every CPU, storage, devices and the host "
+        "as they were at that point (the machine runs again from the nearest checkpoint, "
+        "without events). Running on from there repeats exactly what happened the first time.",
         _parse_step, _run_step),
+    CommandSpec(
+        "finish", "finish [cpu=C]", "Run one CPU (default 0) until its function returns.",
+        "The return address and the caller's frame come from the program's DWARF call frame "
+        "information; the CPU runs alone, in steps, until it is back in the caller (at most "
+        f"{MAX_FINISH_INSTRUCTIONS} instructions).",
+        _parse_finish, _run_finish),
+    CommandSpec(
+        "checkpoint", "checkpoint save NAME | list | restore NAME",
+        "Save the whole machine under a name, list the checkpoints, or go back to one.",
+        "A checkpoint holds storage, devices, every CPU, the clock and the host's state "
+        "(kdump, dumper, breakpoints, incidents, the dump files). A checkpoint is also taken "
+        "automatically when each workflow stage begins; `list` shows them with the stage "
+        "names. `restore NAME` makes the machine exactly what it was: running on gives the "
+        "same events, storage and dump files as the first time. Dump files written after the "
+        "checkpoint move to `rewound/` in the work directory. Saving a name again replaces it.",
+        _parse_checkpoint, _run_checkpoint),
+    CommandSpec(
+        "rewind", "rewind STAGE",
+        "Put the machine back to where a workflow stage (its latest run) began.",
+        "STAGE is a stage name of the timeline (`purgatory-verify`, `notes`, `swap`, "
+        "`kdump-boot`, `vmcore`, `dumper`, `checks`, `full-dump`, `ipl`, ...). The machine "
+        "is as it was just after the instruction that announced the stage.",
+        _parse_rewind, _run_rewind),
+    CommandSpec(
+        "stage-stop", "stage-stop [on|off|STAGE,...]",
+        "Hold the machine when a workflow stage begins (show the setting without argument).",
+        "`on` holds at each stage of the dump workflow (" + ", ".join(WORKFLOW_STAGES) + "); "
+        "`off` never; or a comma-separated list of stages. A run or wait-for ends after the "
+        "slice in which the stage began and a `stage_stop` event tells the console, which "
+        "shows the stage's card. Running on continues exactly as without the stop. Off by "
+        "default in `dumplab run`; on in the console.",
+        _parse_stage_stop, _run_stage_stop, needs_lpar=False),
+    CommandSpec(
+        "incident", "incident [list] | incident show N",
+        "List the incidents (each activate, and each IPL after a dump), or show one.",
+        "An incident runs from an activation or IPL until after its dump: a fallback "
+        "stand-alone dump after a failed kdump, or the system re-IPLed after its dump, "
+        "begins a new one. `show N` lists its programs, stages with their outcome and dumps.",
+        _parse_incident, _run_incident),
     CommandSpec(
         "break", "break [ADDR|SYMBOL] | break clear ADDR|SYMBOL|all",
         "Stop a CPU when it reaches an instruction address; list or clear breakpoints.",
@@ -856,12 +1191,14 @@ _SPECS = (
         f"{MAX_READ_LENGTH:#x}. Example: `r 10000.100`.",
         _parse_read, _run_read),
     CommandSpec(
-        "u", "u ADDR|SYMBOL [N]", "Disassemble N instructions (default "
+        "u", "u [/s] ADDR|SYMBOL [N]", "Disassemble N instructions (default "
         f"{DEFAULT_UNASSEMBLE_COUNT}) from absolute storage.",
         "ADDR is hex; SYMBOL as for `break` (`spin_lock`, `dumper:main`, "
         "`purgatory:purgatory_main`). Each line gives the address, the instruction bytes and "
         f"the instruction; a function's name stands before its first instruction. N is at most "
-        f"{MAX_UNASSEMBLE_COUNT}.",
+        f"{MAX_UNASSEMBLE_COUNT}. `/s` interleaves the C source: each new source line "
+        "(file:line and its text, from the program's DWARF line table) before its first "
+        "instruction.",
         _parse_unassemble, _run_unassemble),
     CommandSpec(
         "status", "status", "Show the LPAR status and every CPU's state and PSW.", "",
@@ -943,7 +1280,7 @@ def execute(session: OperatorSession, command: Command) -> CommandResult:
                                     "(use 'activate' first)")
     try:
         return spec.run(session, command.args)
-    except (HmcError, FaultError, ProfileError, CommandError) as refusal:
+    except (HmcError, FaultError, ProfileError, CommandError, CheckpointError) as refusal:
         return CommandResult(False, _one_line(refusal))
 
 

@@ -1,36 +1,43 @@
 """`dumplab inspect` and `dumplab convert`: dump files on the command line.
 
 Both report a bad file as one line on stderr naming the file and the problem, with exit
-status 1, never a traceback.
+status 1, never a traceback; an interrupted convert (Ctrl+C, SIGTERM) leaves no output file
+(console/cli.py reports it).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 from collections.abc import Iterator
 from typing import Any, TextIO
 
+from console.control.exits import EXIT_FAILED, EXIT_OK
 from machine.formats import DumpFormatError, convert, open_dump
+from machine.formats.common import PARSER_ERRORS, malformed
 from machine.formats.select import select_system
 from machine.formats.summary import summarize
+from machine.userfiles import UserFileError, shown_path
 
-EXIT_OK, EXIT_FAILED = 0, 1
 MIB = 1 << 20
 
 
-def _problem(path: str, error: Exception) -> str:
-    """One line naming the file and what is wrong with it."""
+def _problem(path: str, error: BaseException) -> str:
+    """One line naming the file and what is wrong with it (control characters in a file
+    name escaped, so that it stays one line)."""
+    if isinstance(error, PARSER_ERRORS):
+        error = malformed("dump", error)
     if isinstance(error, OSError):
-        return f"{error.filename or path}: {error.strerror or error}"
-    return f"{path}: {error}"
+        return f"{shown_path(error.filename or path)}: {error.strerror or error}"
+    return f"{shown_path(path)}: {error}"
 
 
 def inspect_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """`dumplab inspect FILE [--select prod|kdump|all] [--json]`."""
     try:
         summary = summarize(select_system(open_dump(args.file), args.select))
-    except (DumpFormatError, OSError, ValueError) as error:
+    except (DumpFormatError, OSError, ValueError, *PARSER_ERRORS) as error:
         err.write(f"dumplab inspect: {_problem(args.file, error)}\n")
         return EXIT_FAILED
     if args.json:
@@ -44,11 +51,11 @@ def convert_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """`dumplab convert IN OUT [--format elf|s390] [--select prod|kdump]`."""
     try:
         result = convert(args.input, args.output, args.format, select=args.select)
-    except (DumpFormatError, OSError, ValueError) as error:
-        err.write(f"dumplab convert: {_problem(args.input, error)}\n")
+    except UserFileError as error:  # names the input or the output itself
+        err.write(f"dumplab convert: {error}\n")
         return EXIT_FAILED
-    except KeyboardInterrupt:
-        err.write(f"dumplab convert: interrupted, {args.output} not written\n")
+    except (DumpFormatError, OSError, ValueError, *PARSER_ERRORS) as error:
+        err.write(f"dumplab convert: {_problem(args.input, error)}\n")
         return EXIT_FAILED
     write = result.write
     source = result.in_format
@@ -108,6 +115,20 @@ def _selection_lines(selection: dict[str, Any]) -> Iterator[str]:
     yield f"          CPUs from {selection['cpus_source']}"
 
 
+def _system_lines(system: dict[str, Any]) -> Iterator[str]:
+    """Release, node name and crash time, when VMCOREINFO (and uname in memory) give them."""
+    uts = system.get("utsname") or {}
+    if system.get("release") is None and not uts:
+        return
+    node = f"node {uts['nodename']}  " if uts.get("nodename") else ""
+    yield f"System    {node}release {system.get('release') or uts.get('release') or '?'}"
+    if system.get("build_id"):
+        yield f"          build id {system['build_id']}"
+    if system.get("crash_time") is not None:
+        when = datetime.datetime.fromtimestamp(system["crash_time"], datetime.UTC)
+        yield f"          crashed {when:%Y-%m-%d %H:%M:%S} UTC (CRASHTIME {system['crash_time']})"
+
+
 def _memory_lines(memory: dict[str, Any]) -> Iterator[str]:
     label = "Memory"
     for item in memory["ranges"] or [{"start": 0, "end": 0, "size": 0}]:
@@ -165,6 +186,7 @@ def render(summary: dict[str, Any]) -> Iterator[str]:
         yield from _s390_lines(summary["s390"])
     selection = summary.get("selection", {})
     yield from _selection_lines(selection)
+    yield from _system_lines(summary["system"])
     yield from _memory_lines(summary["memory"])
     yield f"CPUs      {len(summary['cpus'])}"
     origins = selection.get("cpu_origins") or [None] * len(summary["cpus"])

@@ -27,10 +27,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, TextIO
 
+from console.control.commands import MAX_VIRTUAL_NS
 from console.control.exits import UsageError
 from console.control.session import HistoryEntry, Session
 from machine.events import Event
 from machine.profile import ProfileError
+from machine.userfiles import AtomicFile, Terminated, UserFileError, read_user_text, shown_path
 
 JOURNAL_MAGIC = "dumplab"
 JOURNAL_VERSION = 1
@@ -93,11 +95,16 @@ class JournalWriter:
         self.path = Path(path)
         self.session = session
         self.records = 0
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial",
-                                    dir=self.path.parent)
-        self._temporary = Path(name)
-        self._file: TextIO | None = os.fdopen(fd, "w", encoding="utf-8")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise UserFileError(self.path, error.strerror or str(error)) from None
+        # Written beside `path` and renamed into place by close(); refused if `path` is a
+        # symlink, a device, a FIFO or a directory (machine/userfiles.py).
+        self._output = AtomicFile(self.path)
+        assert self._output.fd is not None
+        self._file: TextIO | None = open(os.dup(self._output.fd), "w",  # noqa: SIM115
+                                         encoding="utf-8")
         self._write(journal_header(session, created_by or f"{dumplab_version()} run"))
         self._unsubscribe_events = session.bus.subscribe(self._event)
         self._unsubscribe_commands = session.subscribe_commands(self._command)
@@ -119,7 +126,9 @@ class JournalWriter:
         self._write(command_record(self.session, entry))
 
     def _run(self, ns: int, free_running: bool) -> None:
-        if self._pending_run != (ns, free_running):
+        # One record holds at most MAX_VIRTUAL_NS, the most a reader accepts.
+        if self._pending_run != (ns, free_running) or \
+                ns * (self._pending_times + 1) > MAX_VIRTUAL_NS:
             self._flush_runs()
             self._pending_run = (ns, free_running)
         self._pending_times += 1
@@ -137,21 +146,29 @@ class JournalWriter:
         self._write(record)
         self._pending_run, self._pending_times = None, 0
 
-    def close(self) -> None:
-        """Stop recording, fsync, and rename the journal into place (once)."""
+    def close(self, *, commit: bool = True) -> None:
+        """Stop recording, then rename the journal into place (once); with commit=False
+        (interrupted: Ctrl+C, SIGTERM) remove it instead."""
         if self._file is None:
             return
-        self._flush_runs()
         self._unsubscribe_events()
         self._unsubscribe_commands()
         self._unsubscribe_runs()
-        file, self._file = self._file, None
         try:
-            file.flush()
-            os.fsync(file.fileno())
-        finally:
-            file.close()
-        os.replace(self._temporary, self.path)
+            if commit:
+                self._flush_runs()
+            file, self._file = self._file, None
+            try:
+                file.flush()
+            finally:
+                file.close()
+        except BaseException:
+            self._output.discard()
+            raise
+        if commit:
+            self._output.commit()
+        else:
+            self._output.discard()
 
 
 @contextlib.contextmanager
@@ -164,11 +181,17 @@ def recording(session: Session, path: Path | None,
     try:
         writer = JournalWriter(path, session, created_by)
     except OSError as error:
-        raise UsageError(f"cannot write the journal {path}: {error.strerror}") from None
+        raise UsageError(f"cannot write the journal {shown_path(path)}: "
+                         f"{error.strerror or error}") from None
     try:
         yield writer
-    finally:
-        writer.close()
+    except (KeyboardInterrupt, Terminated):
+        writer.close(commit=False)
+        raise
+    except BaseException:
+        writer.close()  # a journal of what happened up to the error is still valid
+        raise
+    writer.close()
 
 
 # --------------------------------------------------------------------------------------------
@@ -219,7 +242,7 @@ class Journal:
 
 
 def _fail(path: Path, line: int, problem: str) -> JournalError:
-    return JournalError(f"{path}:{line}: {problem}")
+    return JournalError(f"{shown_path(path)}:{line}: {problem}")
 
 
 def _check_header(path: Path, header: Any) -> dict[str, Any]:
@@ -250,6 +273,8 @@ def _parse_line(path: Path, number: int, text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as error:
         raise _fail(path, number, f"not valid JSON: {error.msg} (column {error.colno})") from None
+    except RecursionError:
+        raise _fail(path, number, "JSON nested too deeply") from None
 
 
 def _add_record(journal: Journal, number: int, record: Any) -> None:
@@ -277,6 +302,9 @@ def _whole(value: Any) -> bool:
 def _run_record(path: Path, number: int, record: dict[str, Any]) -> JournalRun:
     if not (_whole(record.get("ns")) and _whole(record.get("times"))):
         raise _fail(path, number, "a run record needs 'ns' and 'times' (whole numbers > 0)")
+    if record["ns"] * record["times"] > MAX_VIRTUAL_NS:
+        raise _fail(path, number, "a run record covers more than 3600s of virtual time "
+                                  "(ns × times)")
     return JournalRun(record["ns"], record["times"], record.get("free_running") is True, number)
 
 
@@ -284,10 +312,10 @@ def read_journal(path: Path) -> Journal:
     """Read and check a journal; JournalError names the file and line of any problem."""
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
-        raise JournalError(f"{path}: cannot read the journal: {reason}") from None
+        lines = read_user_text(path, "journal").splitlines()
+    except OSError as error:
+        raise JournalError(f"{shown_path(path)}: cannot read the journal: "
+                           f"{error.strerror or error}") from None
     if not lines:
         raise _fail(path, 1, "empty file, not a dumplab journal")
     journal = Journal(path, _check_header(path, _parse_line(path, 1, lines[0])))

@@ -389,6 +389,11 @@ class Runner:
         if event.kind == "panic":
             # A snapshot cannot be taken inside a run slice: take it with the next frame.
             self._panic_seen = True
+        elif event.kind == "stage_stop":
+            # A stage stop holds the machine until the operator goes on (Enter/F7 steps,
+            # F5 runs): the console shows the stage's card meanwhile.
+            with self._lock:
+                self._running = False
         if time.perf_counter() - self._last_events_flush >= self._interval:
             self._flush_events()
 

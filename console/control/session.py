@@ -16,6 +16,7 @@ from console.control.commands import CommandError, CommandResult, execute, is_bl
 from machine.events import Event, EventBus
 from machine.lpar import HmcError, Lpar
 from machine.profile import Profile
+from machine.userfiles import printable
 
 # Events not yet consumed by a wait-for are kept for the next one; bound the memory they take.
 UNMATCHED_EVENTS_KEPT = 100_000
@@ -48,9 +49,11 @@ class Session:
         self.lpar: Lpar | None = None
         self.history: list[HistoryEntry] = []
         self._unmatched: deque[Event] = deque(maxlen=UNMATCHED_EVENTS_KEPT)
-        self._unsubscribe = self.bus.subscribe(self._unmatched.append)
+        self._unsubscribe = self.bus.subscribe(self._keep)
         self._command_listeners: list[ResultHook] = []
         self._run_listeners: list[Callable[[int, bool], None]] = []
+        # Workflow stages at which the machine holds (`stage-stop`); each LPAR gets them.
+        self.stage_stops: frozenset[str] = frozenset()
 
     # -- profiles and the LPAR --------------------------------------------------------------
 
@@ -84,6 +87,8 @@ class Session:
             lpar.close()
             raise
         self.lpar = lpar
+        if lpar.checkpoints is not None:
+            lpar.checkpoints.stage_stops = self.stage_stops
         return acknowledgement
 
     def now(self) -> int:
@@ -93,6 +98,12 @@ class Session:
         return self.lpar.snapshot().t
 
     # -- waiting for events ------------------------------------------------------------------
+
+    def _keep(self, event: Event) -> None:
+        # After a rewind the events not yet waited for did not happen (yet): forget them.
+        if event.kind == "rewind":
+            self._unmatched.clear()
+        self._unmatched.append(event)
 
     def take_event(self, match: Callable[[Event], bool]) -> Event | None:
         """The first event since the last match that satisfies `match`, consuming it and
@@ -146,7 +157,8 @@ class Session:
         try:
             result = execute(self, parse(line))
         except CommandError as error:
-            result = CommandResult(False, str(error))
+            # One line even for a line with control characters (a journal's command record).
+            result = CommandResult(False, printable(str(error)))
         entry = HistoryEntry(line.strip(), result)
         self.history.append(entry)
         # After the command's events: a journal sees each command right after what it caused.

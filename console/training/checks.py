@@ -405,10 +405,17 @@ def _text(table: Mapping[str, Any], key: str) -> str:
     return value
 
 
+# The largest number a check takes (attempts, a comparison factor): finite and sane.
+MAX_CHECK_NUMBER = 1_000_000
+
+
 def _number(table: Mapping[str, Any], key: str, default: float, minimum: float) -> Any:
     value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
-        raise CheckError(f"'{key}' must be a number of at least {minimum:g}", key)
+    # `not minimum <= value <= MAX` is also true for nan; inf is above the maximum.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not minimum <= value <= MAX_CHECK_NUMBER:
+        raise CheckError(f"'{key}' must be a number from {minimum:g} to "
+                         f"{MAX_CHECK_NUMBER:,}", key)
     return value
 
 

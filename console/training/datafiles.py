@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from machine.profile import Profile, ProfileError
+from machine.userfiles import read_user_text, shown_path
 
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 _STEP_HEADER = re.compile(r"^\s*\[\[\s*steps\s*\]\]\s*(#.*)?$")
@@ -24,7 +25,7 @@ class DataFileError(ValueError):
     """A data file that cannot be used: `path:line: problem`."""
 
     def __init__(self, path: Path, line: int, problem: str) -> None:
-        super().__init__(f"{path}:{line}: {problem}")
+        super().__init__(f"{shown_path(path)}:{line}: {problem}")
         self.path = path
         self.line = line
         self.problem = problem
@@ -99,16 +100,18 @@ class SourceLines:
         return DataFileError(self.path, line, problem)
 
 
-def load_toml(path: Path) -> tuple[dict[str, Any], SourceLines]:
+def load_toml(path: Path, kind: str = "lab") -> tuple[dict[str, Any], SourceLines]:
     """Read a TOML file; DataFileError with the line for unreadable or invalid TOML."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
-        raise DataFileError(path, 1, f"cannot read: {reason}") from None
+        # A regular file of at most 1 MiB (machine/userfiles.py): never a device or a FIFO.
+        text = read_user_text(path, kind)
+    except OSError as error:
+        raise DataFileError(path, 1, f"cannot read: {error.strerror or error}") from None
     source = SourceLines(path, tuple(text.splitlines()))
     try:
         return tomllib.loads(text), source
+    except RecursionError:
+        raise DataFileError(path, 1, "invalid TOML: nested too deeply") from None
     except tomllib.TOMLDecodeError as error:
         message = str(error)
         match = _TOML_POSITION.search(message)
@@ -174,8 +177,8 @@ def profile_overrides(data: Mapping[str, Any], source: SourceLines) -> dict[str,
         Profile.builtin("default").replace(**profile)
     except ProfileError as error:
         message = str(error).removeprefix("override: ")
-        key = next((key for key in profile if f"'{key}'" in message or f"{key} =" in message),
-                   None)
+        key = next((key for key in profile if f"'{key}'" in message or f"{key} =" in message
+                    or message.startswith(f"{key}:")), None)
         line = source.key_line(key, table="profile") if key else source.table_line("profile")
         raise source.error(line, f"profile: {message}") from None
     return dict(profile)

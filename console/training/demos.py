@@ -3,10 +3,11 @@
 A demo file (assets/demos/NAME.toml) has a title, optional profile overrides, optional
 terminal size and pacing, and steps of {caption, commands, pause}. `dumplab demo NAME
 --headless` plays it in the terminal, printing captions, commands, acknowledgements and the
-Operating System Messages; `--record FILE.cast` writes the same text as an asciicast v2
-recording, with an "m" marker at each demo step and each workflow stage event. Without
---headless the demo plays in the console, and --screenshots DIR writes an SVG of the console
-at each stage (console/tui/demo.py, through console.tui.app).
+Operating System Messages; `--headless --record FILE.cast` writes that transcript as an
+asciicast v2 recording, with an "m" marker at each demo step and each workflow stage event.
+Without --headless the demo plays in the console; `--record FILE.cast` films the console
+instead (console/tui/recording.py), --gif renders a GIF (console/training/casts.py), and
+--screenshots DIR writes an SVG of the console at each stage (console/tui/demo.py).
 
 Times in a recording come from the demo's pacing (seconds per output line, per command, per
 caption, and each step's pause), never from the host clock, and the header's timestamp is the
@@ -16,6 +17,7 @@ LPAR's fixed activation time: the same demo always gives the same file, byte for
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import tempfile
@@ -39,9 +41,11 @@ from console.training.datafiles import (
     profile_overrides,
 )
 from console.training.labs import check_script_line
+from machine import userfiles
 from machine.clock import ACTIVATION_TIME
 from machine.events import Event, EventLog
 from machine.paths import assets_dir
+from machine.userfiles import UserFileError, check_output_target
 
 PROMPT = "HMC> "
 CAPTION_STYLE, RESET = "\x1b[1;36m", "\x1b[0m"
@@ -49,6 +53,13 @@ COMMAND_STYLE = "\x1b[1m"
 DEFAULT_SIZE = (100, 30)
 PACING_KEYS = ("line", "command", "caption")
 DEFAULT_PACING = {"line": 0.04, "command": 1.0, "caption": 2.0}
+
+
+def _size_option(text: str) -> tuple[int, int]:
+    columns, _, rows = text.lower().partition("x")
+    if not (columns.isdigit() and rows.isdigit()):
+        raise argparse.ArgumentTypeError(f"'{text}' is not COLSxROWS (for example 110x32)")
+    return int(columns), int(rows)
 
 
 def demos_dir() -> Path:
@@ -84,13 +95,28 @@ class Demo:
     steps: tuple[DemoStep, ...]
 
 
+# Bounds of a demo's numbers: a pause or pacing delay is seconds of the recording; the size
+# is the terminal's, in cells. Beyond them a recording is useless (or, for nan/inf, not JSON).
+MAX_SECONDS = 600.0
+SIZE_RANGE = {"width": (40, 500), "height": (10, 200)}
+
+
 def _number(value: Any, key: str, source: SourceLines, index: int | None, what: str,
             name: str | None = None) -> float:
     expect_type(value, (int, float), key=key, source=source, index=index, what=what, name=name)
-    if value < 0:
+    if not 0 <= value <= MAX_SECONDS:  # false for nan too
         raise source.error(source.key_line(key, index, name),
-                           f"{what}: '{key}' must not be negative")
+                           f"{what}: '{key}' must be 0 to {MAX_SECONDS:g} seconds")
     return float(value)
+
+
+def _size(data: dict[str, Any], key: str, default: int, source: SourceLines) -> int:
+    value = expect_type(data.get(key, default), int, key=key, source=source, index=None,
+                        what="demo")
+    low, high = SIZE_RANGE[key]
+    if not low <= value <= high:
+        raise source.error(source.key_line(key), f"demo: '{key}' must be {low} to {high}")
+    return value
 
 
 def _step(table: Any, source: SourceLines, index: int) -> DemoStep:
@@ -126,16 +152,15 @@ def _pacing(data: dict[str, Any], source: SourceLines) -> dict[str, float]:
 def load_demo(path: Path) -> Demo:
     """Read and check one demo file; DataFileError names the file and the line."""
     path = Path(path)
-    data, source = load_toml(path)
+    data, source = load_toml(path, "demo")
     expect_keys(data, required=("title", "steps"),
                 optional=("lab", "width", "height", "profile", "pacing"), source=source,
                 index=None, what="demo")
     steps = data["steps"]
     if not isinstance(steps, list) or not steps:
         raise source.error(source.key_line("steps"), "demo: 'steps' must be [[steps]] tables")
-    size = [expect_type(data.get(key, default), int, key=key, source=source, index=None,
-                        what="demo") for key, default in zip(("width", "height"), DEFAULT_SIZE,
-                                                            strict=True)]
+    size = [_size(data, key, default, source)
+            for key, default in zip(("width", "height"), DEFAULT_SIZE, strict=True)]
     return Demo(path.stem, path,
                 expect_type(data["title"], str, key="title", source=source, index=None,
                             what="demo"),
@@ -243,20 +268,15 @@ class CastRecorder:
         write_atomically(Path(path), "".join(line + "\n" for line in lines))
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, then rename it into place: a reader
-    never sees half a file, and a failure leaves no partial file behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+def write_atomically(path: Path, text: str | bytes) -> None:
+    """Write `text` (or bytes: a GIF) beside `path` and rename it into place
+    (machine/userfiles.py): a reader never sees half a file, a failure leaves no partial file,
+    and a symlink, device, FIFO or directory under the name is refused, not replaced."""
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(name, path)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserFileError(path, error.strerror or str(error)) from None
+    userfiles.write_atomically(path, text)
 
 
 class Tee:
@@ -358,15 +378,25 @@ def add_demo_parser(subcommands: Any) -> argparse.ArgumentParser:
     parser = subcommands.add_parser(
         "demo", help="play a scripted, captioned demo",
         description="Play a demo from assets/demos/ (`dumplab demo list` lists them) in the "
-                    "console (space pauses, n skips a wait, q stops). --headless prints it in "
-                    "the terminal; --record writes an asciicast v2 recording whose times come "
-                    "from the demo's pacing, so that it is the same on every run; "
-                    "--screenshots writes SVGs of the console at each stage.")
+                    "console (space pauses, n skips a wait, q stops). --record writes an "
+                    "asciicast v2 recording of the console (its screens, with the captions) "
+                    "whose times come from the demo's pacing, so that it is the same on every "
+                    "run; --gif renders one as a GIF (the [media] extra). --headless prints a "
+                    "plain-text transcript in the terminal instead, and with --record records "
+                    "that transcript; --screenshots writes SVGs of the console at each stage.")
     parser.add_argument("name", metavar="list|NAME", help="'list', or a demo name")
     parser.add_argument("--headless", action="store_true",
                         help="play in the terminal without the console (TUI)")
     parser.add_argument("--record", type=Path, metavar="FILE.cast",
-                        help="write an asciicast v2 recording")
+                        help="write an asciicast v2 recording of the console (with --headless: "
+                             "of the plain-text transcript)")
+    parser.add_argument("--gif", type=Path, metavar="FILE.gif",
+                        help="render the recording as a GIF with agg (the [media] extra)")
+    parser.add_argument("--size", type=_size_option, metavar="COLSxROWS",
+                        help="the recording's terminal size (default: the demo's, or 100x30; "
+                             "at least the console's minimum, 80x24)")
+    parser.add_argument("--force", action="store_true",
+                        help="overwrite an existing recording or GIF")
     parser.add_argument("--screenshots", type=Path, metavar="DIR",
                         help="write an SVG screenshot of the console at each stage")
     parser.add_argument("--realtime", action="store_true",
@@ -387,15 +417,82 @@ class DemoConsole(Protocol):
     def screenshots(self, demo: Demo, directory: Path, workdir: Path | None) -> int:
         """Play `demo` off screen and write an SVG at each stage into `directory`."""
 
+    def record(self, demo: Demo, cast: Path | None, workdir: Path | None,
+               size: tuple[int, int], gif: Path | None) -> int:
+        """Play `demo` off screen and record the console to `cast` (None: a temporary
+        file) and render it to `gif`."""
 
-def _play(demo: Demo, args: argparse.Namespace, workdir: Path, out: TextIO) -> str | None:
-    return play(demo, workdir, out=out if args.headless else None, cast=args.record,
+
+def _play(demo: Demo, args: argparse.Namespace, workdir: Path, out: TextIO,
+          cast: Path | None) -> str | None:
+    return play(demo, workdir, out=out if args.headless else None, cast=cast,
                 realtime=args.realtime)
+
+
+def _refusal(demo: Demo, args: argparse.Namespace) -> str | None:
+    """Why the recording options cannot be honoured (None: they can), before anything
+    plays: a size below the console's minimum, a target that exists (without --force) or
+    cannot be written."""
+    from console.training import casts  # casts imports this module
+
+    if not args.headless and (args.record is not None or args.gif is not None):
+        refused = casts.check_size(*(args.size or (demo.width, demo.height)))
+        if refused:
+            return refused
+    for option, target in (("--record", args.record), ("--gif", args.gif)):
+        refused = _special_target(option, target) or (
+            casts.check_target(target, args.force) if target is not None else None)
+        if refused:
+            return refused
+    return None
+
+
+def _special_target(option: str, target: Path | None) -> str | None:
+    """A device, FIFO or symlink as the output is refused and left untouched (a directory is
+    casts.check_target's to name)."""
+    if target is None or Path(target).is_dir() or not os.path.lexists(target):
+        return None  # nothing there yet, or a folder: casts.check_target names the problem
+    try:
+        check_output_target(target)
+    except UserFileError as error:
+        return f"{option} {error}"
+    return None
+
+
+def _record_in_console(demo: Demo, args: argparse.Namespace, console: DemoConsole) -> int:
+    """The console's recording (with --gif alone, to a temporary cast)."""
+    return console.record(demo, args.record, args.workdir, args.size or (demo.width,
+                                                                          demo.height), args.gif)
+
+
+def _headless(demo: Demo, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """The plain-text transcript, printed and/or recorded (and rendered as a GIF)."""
+    with contextlib.ExitStack() as stack:
+        cast = args.record
+        if cast is None and args.gif is not None:
+            cast = Path(stack.enter_context(tempfile.TemporaryDirectory(
+                prefix="dumplab-cast-"))) / f"{demo.name}.cast"
+        workdir = args.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(
+            prefix="dumplab-demo-")))
+        failure = _play(demo, args, workdir, out, cast)
+        if args.gif is not None and cast is not None:
+            from console.training.casts import cast_to_gif
+
+            try:
+                cast_to_gif(cast, args.gif)
+            except (RuntimeError, OSError) as error:
+                err.write(f"dumplab demo: {error}\n")
+                return EXIT_FAILED
+    if failure is not None:
+        err.write(f"dumplab demo: {demo.path}: {failure}\n")
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 def demo_command(args: argparse.Namespace, out: TextIO, err: TextIO, *,
                  console: DemoConsole) -> int:
-    """`dumplab demo list|NAME [--headless] [--record FILE.cast] [--screenshots DIR]`."""
+    """`dumplab demo list|NAME [--headless] [--record FILE.cast] [--gif FILE.gif]
+    [--size COLSxROWS] [--force] [--screenshots DIR]`."""
     demos, errors = load_demos()
     err.writelines(f"dumplab demo: {error}\n" for error in errors)
     if args.name == "list":
@@ -409,16 +506,12 @@ def demo_command(args: argparse.Namespace, out: TextIO, err: TextIO, *,
         return EXIT_USAGE
     if args.screenshots is not None:
         return console.screenshots(demo, args.screenshots, args.workdir)
-    if not args.headless and args.record is None:
-        return console.play(demo, args.workdir)
-    if args.workdir is not None:
-        failure = _play(demo, args, args.workdir, out)
-    else:
-        with tempfile.TemporaryDirectory(prefix="dumplab-demo-") as temporary:
-            failure = _play(demo, args, Path(temporary), out)
-    if args.record is not None and not args.headless:
-        out.write(f"Recorded {args.record}\n")
-    if failure is not None:
-        err.write(f"dumplab demo: {demo.path}: {failure}\n")
-        return EXIT_FAILED
-    return EXIT_OK
+    refused = _refusal(demo, args)
+    if refused is not None:
+        err.write(f"dumplab demo: {refused}\n")
+        return EXIT_USAGE
+    if args.headless:
+        return _headless(demo, args, out, err)
+    if args.record is not None or args.gif is not None:
+        return _record_in_console(demo, args, console)
+    return console.play(demo, args.workdir)

@@ -21,11 +21,13 @@ from textual.binding import Binding, BindingType
 from console.control.exits import EXIT_OK, EXIT_SOFTWARE
 from console.control.runner import DEFAULT_SPEED, SPEEDS, Runner
 from console.control.session import Session
-from console.tui.bridge import CommandDone, EventsArrived, FrameReady, RunnerBridge
+from console.tui.bridge import CommandDone, EventsArrived, FrameReady, GoToAddress, RunnerBridge
 from console.tui.crash import CrashGuard, guard_dispatch, install_width_guard
 from console.tui.screens.dialogs import CommandPrompt, HelpScreen, OpenDumpScreen
 from console.tui.screens.main import MainScreen
 from console.tui.screens.palette import DumpLabCommands
+from console.tui.screens.stage_card import StageCard
+from console.tui.stagecards import Card, Show, load_card, show_address
 from console.tui.widgets.command_line import CommandHistory
 from console.tui.widgets.dump.model import DumpOpenError, open_dump_file
 from console.tui.widgets.dump.viewer import DumpViewer
@@ -80,6 +82,7 @@ class DumpLabApp(App[None]):
         self.main = MainScreen(lpar_name)
         self.prompt_history = CommandHistory()
         self._log_handler: logging.Handler | None = None
+        self._cards: list[Card] = []  # stage cards waiting to be shown
         self.crashes = CrashGuard(self.workdir)
         install_width_guard()
         self._crashed = False
@@ -118,6 +121,42 @@ class DumpLabApp(App[None]):
     @on(EventsArrived)
     def _events(self, message: EventsArrived) -> None:
         self._guarded(self.main.feed_events, message.events)
+
+    @on(EventsArrived)
+    def _stage_stops(self, message: EventsArrived) -> None:
+        """A stage stop held the machine: show the card of each stage that began, in turn
+        (console/tui/stagecards.py)."""
+        cards = [load_card(e.stage) for e in message.events if e.kind == "stage_stop"]
+        self._cards.extend(card for card in cards if card is not None)
+        if self._cards and not isinstance(self.screen, StageCard):
+            self._next_card()
+
+    def _next_card(self) -> None:
+        card = self._cards.pop(0)
+        self.push_screen(StageCard(card), lambda choice: self._card_done(card, choice))
+
+    def _card_done(self, card: Card, choice: str | None) -> None:
+        if choice == "continue" and self._cards:
+            self._next_card()  # another stage began in the same slice
+        elif choice == "continue":
+            self.runner.set_running(True)
+        elif choice == "run-on":
+            self._cards.clear()
+            self.submit("stage-stop off", "card")
+            self.runner.set_running(True)
+        elif choice and choice.startswith("show:"):
+            self._show_me(card.shows[int(choice[5:])])
+
+    def _show_me(self, show: Show) -> None:
+        """A card's "Show me": storage moves the Storage view there; code and registers
+        answer with `u` or `regs` (the machine stays held: F7 goes on to the next stage)."""
+        address = show_address(show)
+        if address is not None:
+            self.main.post_message(GoToAddress(address))
+            return
+        if show.view == "registers":
+            self.show_tab("tab-registers")
+        self.submit(show.command, "card")
 
     @on(CommandDone)
     def _done(self, message: CommandDone) -> None:

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import os
 import re
 import sys
 import tempfile
@@ -36,7 +38,8 @@ from textual.content import Content
 from textual.widgets import Static
 
 from console.control.commands import CommandResult
-from console.control.runner import Outcome
+from console.control.journal import HOST_FIELDS, WORKDIR_TOKEN
+from console.control.runner import Frame, Outcome
 from console.control.session import Session
 from console.training import labtools
 from console.training.demos import (
@@ -49,7 +52,7 @@ from console.training.demos import (
     write_atomically,
 )
 from console.tui.app import DumpLabApp, help_markdown
-from console.tui.bridge import CommandDone, EventsArrived
+from console.tui.bridge import CommandDone, EventsArrived, FrameReady
 from console.tui.screens.dialogs import HelpScreen
 from console.tui.terminal import NO_TERMINAL, needs_terminal
 from console.tui.widgets.workflow.pane import WorkflowPane
@@ -83,6 +86,20 @@ def tab_for_stage(stage: str) -> str | None:
 def stage_label(event: Event) -> str:
     """`checks: failed`, as the recordings' markers name a stage event."""
     return f"{getattr(event, 'stage', '')}: {getattr(event, 'status', '')}"
+
+
+def machine_only(event: Event, workdir: Path) -> Event:
+    """`event` without what measures or names the host (for recordings): a dump's write
+    time (the journal's HOST_FIELDS) is left out, and a path in the work directory is
+    shown from `$WORKDIR`, as journals show it."""
+    changes: dict[str, Any] = {}
+    for name in HOST_FIELDS.get(event.kind, ()):
+        if hasattr(event, name):
+            changes[name] = None
+    path = getattr(event, "path", None)
+    if isinstance(path, str) and path.startswith(f"{workdir}{os.sep}"):
+        changes["path"] = WORKDIR_TOKEN + path[len(str(workdir)):]
+    return dataclasses.replace(event, **changes) if changes else event
 
 
 class DemoStopped(Exception):
@@ -175,6 +192,8 @@ class DemoDirector:
         self.demo = demo
         self.pace = pace
         self.camera: Camera | None = None
+        # A recording of the screen (console/tui/recording.py DemoFilm), told each thing shown.
+        self.film: Any = None
         self.bar: CaptionBar | None = None
         self.playing = self.paused = self.stopped = self.finished = False
         self.failure: str | None = None
@@ -256,6 +275,8 @@ class DemoDirector:
         self.step, self._caption, self._doing = number, step.caption, ""
         self.shown.append(Shown("caption", step.caption))
         self._draw()
+        if self.film is not None:
+            await self.film.step(number, step)
         await self._hold(self.demo.pacing["caption"])
         for line in step.commands:
             await self._hold(self.demo.pacing["command"])
@@ -270,19 +291,24 @@ class DemoDirector:
         self.shown.append(Shown("command", line))
         self._doing = f"HMC> {line}"
         self._draw()
-        if labtools.tool_word(line):
+        operator = not labtools.tool_word(line)
+        if not operator:
             self._expected = 0
             self.app.runner.call(self._tool_in_machine_thread(line))
         else:
             self._expected = self.app.submit(line, "demo")
+        if self.film is not None:
+            await self.film.command(line, operator)
         outcome = await self._next_outcome()
         self._expected = None
         result = outcome.result
-        if labtools.tool_word(line):
+        if labtools.tool_word(line) or self.app.recording:
             self.app.guarded(self.app.main.show_outcome, outcome)
         self.shown.append(Shown("result", result.message.partition("\n")[0]))
         if result.ok and "\n" in result.message:  # its output is in the Hardware Messages
             self._show_tab("tab-hardware")
+        if self.film is not None:
+            await self.film.result(result.message, operator)
         return result
 
     def _tool_in_machine_thread(self, line: str) -> Callable[[Session], None]:
@@ -316,6 +342,8 @@ class DemoDirector:
     async def _hold(self, seconds: float) -> None:
         """Wait out one of the demo's pauses: space freezes it, n ends it, q stops."""
         loop = asyncio.get_running_loop()
+        if self.film is not None:  # a recording's clock is the demo's, whatever the pace
+            self.film.wait(seconds)
         remaining = seconds * self.pace
         while True:
             if self.stopped:
@@ -351,6 +379,8 @@ class DemoDirector:
             if self.camera is not None:
                 await self.camera(f"stage-{getattr(stage, 'stage', '')}-"
                                   f"{getattr(stage, 'status', '')}")
+            if self.film is not None:
+                await self.film.stage(events)
         finally:
             taken.set()
 
@@ -423,10 +453,21 @@ class DemoApp(DumpLabApp):
     ]
 
     def __init__(self, demo: Demo, workdir: Path, *, pace: float = 1.0,
-                 autoplay: bool = True, screenshots: bool = False) -> None:
+                 autoplay: bool = True, screenshots: bool = False,
+                 recording: bool = False) -> None:
         super().__init__(workdir, overrides=dict(demo.profile), running=False)
         self.demo = demo
         self.autoplay = autoplay
+        # A recording shows no host measure or host path, and no animation (whose frames
+        # follow the host's clock), so that it is the same every time.
+        self.recording = recording
+        if recording:
+            self.animation_level = "none"
+        # In a recording the machine thread's frames (the status line) wait here until the
+        # film shows the one that belongs to its picture (console/tui/recording.py), with
+        # how many came after the last command's outcome.
+        self.held_frames: list[Frame] = []
+        self.frames_since_outcome = 0
         # The lab commands read which dumps this session wrote from its events.
         self.event_log = EventLog(self.session.bus)
         self.gate = StageGate() if screenshots else None
@@ -459,6 +500,8 @@ class DemoApp(DumpLabApp):
 
     def feed(self, events: tuple[Event, ...]) -> None:
         """Show events on the HMC screen (those the gate held back)."""
+        if events and self.recording:
+            events = tuple(machine_only(event, self.workdir) for event in events)
         if events:
             self.guarded(self.main.feed_events, events)
 
@@ -478,8 +521,22 @@ class DemoApp(DumpLabApp):
         if stages:  # after DumpLabApp has fed them to the screen
             self.call_later(self.director.stages_seen, stages)
 
+    @on(FrameReady)
+    def _demo_frame(self, message: FrameReady) -> None:
+        if self.recording:
+            message.prevent_default()
+            self.held_frames.append(message.frame)
+            self.frames_since_outcome += 1
+
+    def show_frame(self, frame: Frame) -> None:
+        """Draw a frame of the machine thread that a recording held back."""
+        self.guarded(self.main.show_frame, frame)
+
     @on(CommandDone)
     def _demo_outcome(self, message: CommandDone) -> None:
+        self.frames_since_outcome = 0
+        if self.recording:  # the director shows it, when the film is ready for it
+            message.prevent_default()
         if self.gate is not None:  # a command's last events come before its acknowledgement
             self.feed(self.gate.take())
         self.director.outcome_arrived(message.outcome)
@@ -558,14 +615,14 @@ async def shoot_demo(demo: Demo, workdir: Path) -> tuple[DemoDirector, Album]:
         assert app.gate is not None
         director.attach_gate(app.gate)
         try:
-            if await _play_while_alive(app, director):
+            if await play_while_alive(app, director):
                 await album.take("end")
         finally:
             app.gate.release()
     return director, album
 
 
-async def _play_while_alive(app: DemoApp, director: DemoDirector) -> bool:
+async def play_while_alive(app: DemoApp, director: DemoDirector) -> bool:
     """Play the demo unless the console dies under it (a bug: its exception comes out of
     run_test); never wait for an answer that cannot come. True if the console lived."""
     play = asyncio.create_task(director.play())
@@ -591,7 +648,7 @@ def no_terminal_message(demo: Demo) -> str:
 
 
 @contextlib.contextmanager
-def _workdir(workdir: Path | None) -> Iterator[Path]:
+def workdir_for(workdir: Path | None) -> Iterator[Path]:
     if workdir is not None:
         yield Path(workdir)
         return
@@ -599,7 +656,7 @@ def _workdir(workdir: Path | None) -> Iterator[Path]:
         yield Path(temporary)
 
 
-def _report(director: DemoDirector, err: TextIO) -> None:
+def report(director: DemoDirector, err: TextIO) -> None:
     demo = director.demo
     if director.failure:
         err.write(f"dumplab demo: {demo.path}: {director.failure}\n")
@@ -616,10 +673,10 @@ def play_demo(demo: Demo, workdir: Path | None = None, *, pace: float = 1.0,
     if needs_terminal():
         err.write(no_terminal_message(demo))
         return EXIT_USAGE
-    with _workdir(workdir) as directory:
+    with workdir_for(workdir) as directory:
         app = DemoApp(demo, directory, pace=pace)
         app.run()
-    _report(app.director, err)
+    report(app.director, err)
     return app.director.exit_status
 
 
@@ -636,7 +693,7 @@ def record_demo_screenshots(demo: Demo, directory: Path, workdir: Path | None = 
         err.write(f"dumplab demo: cannot write screenshots to {directory}: "
                   f"{error.strerror or error}\n")
         return EXIT_USAGE
-    with _workdir(workdir) as work:
+    with workdir_for(workdir) as work:
         director, album = asyncio.run(shoot_demo(demo, work))
     try:
         paths = album.write(directory)
@@ -646,5 +703,5 @@ def record_demo_screenshots(demo: Demo, directory: Path, workdir: Path | None = 
         return EXIT_FAILED
     out.write(f"Wrote {len(paths)} screenshots to {directory}: {paths[0].name} … "
               f"{paths[-1].name}\n")
-    _report(director, err)
+    report(director, err)
     return director.exit_status

@@ -1,14 +1,17 @@
-"""What the dump writers and readers share: the error type, the write result, atomic output,
-chunked memory walks with progress, and the fast all-zero page test."""
+"""What the dump writers and readers share: the error type, the write result, atomic output
+(machine/userfiles.py), chunked memory walks with progress, and the fast all-zero page test."""
 
 from __future__ import annotations
 
+import errno
 import os
+import struct
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from machine.userfiles import atomic_output  # noqa: F401  (re-exported for the writers)
 
 PAGE_SIZE = 4096
 # Memory is read and written in chunks of this size: large enough that the per-chunk Python
@@ -27,6 +30,24 @@ _ZERO_CHUNK = bytes(CHUNK_SIZE)
 
 class DumpFormatError(ValueError):
     """A file that is not a valid dump of the expected format; the message is one line."""
+
+
+# Bounds on what a dump file may claim, so that a crafted header cannot make a reader or a
+# converter allocate, scan or write without limit (docs/FIDELITY.md "Dump files").
+MAX_DUMP_MEMORY = 1 << 40  # 1 TiB: the largest LPAR a profile can define
+MAX_NOTES_SIZE = 16 << 20  # one PT_NOTE; a real one is a few KiB per CPU
+ADDRESS_LIMIT = 1 << 64
+
+
+def malformed(what: str, error: BaseException) -> DumpFormatError:
+    """The format error for a crafted field that overflowed a parser (struct.error,
+    OverflowError, RecursionError, MemoryError): one line, never a traceback."""
+    reason = {RecursionError: "nested too deeply", MemoryError: "a size too large to hold"}.get(
+        type(error), str(error) or type(error).__name__)
+    return DumpFormatError(f"malformed {what}: {reason}")
+
+
+PARSER_ERRORS = (struct.error, OverflowError, RecursionError, MemoryError)
 
 
 class AddressNotDumped(ValueError):
@@ -49,54 +70,10 @@ class WriteResult:
         return self.bytes_written / self.seconds if self.seconds > 0 else float("inf")
 
 
-def partial_path(path: Path) -> Path:
-    """The temporary name a dump is written under before it is complete: `.NAME.partial`."""
-    return path.with_name(f".{path.name}.partial")
-
-
-@contextmanager
-def atomic_output(path: str | os.PathLike[str]) -> Iterator[int]:
-    """Yield a file descriptor of a temporary file beside `path`; on a normal exit fsync it and
-    rename it to `path`, on any exception (KeyboardInterrupt too) remove it and re-raise.
-
-    The final name therefore only ever holds a complete file. A process killed outright
-    (SIGKILL, power loss) can leave the `.NAME.partial` file behind, never a partial NAME.
-    """
+def partial_files(path: str | os.PathLike[str]) -> list[Path]:
+    """The temporary files a write of `path` leaves while it runs: `.NAME.XXXX.partial`."""
     final = Path(path)
-    temporary = partial_path(final)
-    try:
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    except OSError as error:
-        # Name the file the caller asked for, not our temporary name.
-        raise type(error)(error.errno, error.strerror, str(final)) from None
-    try:
-        yield fd
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        temporary.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-    try:
-        os.replace(temporary, final)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    _fsync_directory(final.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    # The rename itself is only durable once the directory is on disk.
-    try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some file systems refuse fsync on directories; the data itself is synced
-    finally:
-        os.close(fd)
+    return sorted(final.parent.glob(f".{final.name}.*.partial"))
 
 
 def write_all(fd: int, buffers: Sequence[bytes | bytearray | memoryview]) -> int:
@@ -116,6 +93,47 @@ def write_all(fd: int, buffers: Sequence[bytes | bytearray | memoryview]) -> int
         if done:
             pending[0] = pending[0][done:]
     return total
+
+
+def write_sparse(fd: int, data: bytes | bytearray | memoryview) -> int:
+    """Write `data` at the file position, or, if it is all zeros, only move the position: the
+    output is always a fresh regular file (machine/userfiles.AtomicFile), where skipped bytes
+    read as zeros and cost no disk. A writer that may end on a skip calls end_sparse()."""
+    raw = data if isinstance(data, (bytes, bytearray)) else _as_bytes(data)
+    zero = _ZERO_CHUNK if len(raw) == CHUNK_SIZE else bytes(len(raw))
+    if len(raw) >= PAGE_SIZE and raw == zero:
+        os.lseek(fd, len(raw), os.SEEK_CUR)
+        return len(raw)
+    return write_all(fd, [raw])
+
+
+def zero_bytes(length: int) -> bytes:
+    """`length` zero bytes; a whole chunk is one shared object, which write_sparse() knows
+    at once (an identity test), so that gigabytes of dumped-as-zero memory cost no time."""
+    return _ZERO_CHUNK if length == CHUNK_SIZE else bytes(length)
+
+
+def _as_bytes(view: memoryview) -> bytes:
+    """The bytes under a memoryview, without a copy when it spans a whole bytes object."""
+    whole = view.obj
+    if isinstance(whole, bytes) and len(whole) == view.nbytes and view.c_contiguous:
+        return whole
+    return bytes(view)
+
+
+def is_file_hole(fd: int, offset: int, length: int) -> bool:
+    """Whether [offset, offset + length) of the file is all hole (reads as zeros, costs no
+    reading): no data from `offset` on before its end (SEEK_DATA)."""
+    try:
+        return os.lseek(fd, offset, os.SEEK_DATA) >= offset + length
+    except OSError as error:
+        # ENXIO: no data after `offset` at all; anything else (no SEEK_DATA): read it.
+        return error.errno == errno.ENXIO and os.fstat(fd).st_size >= offset + length
+
+
+def end_sparse(fd: int) -> None:
+    """Give the file the size of its position, in case the last bytes were skipped zeros."""
+    os.ftruncate(fd, os.lseek(fd, 0, os.SEEK_CUR))
 
 
 def read_exact(read: ReadFn, address: int, length: int) -> memoryview:

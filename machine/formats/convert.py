@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from machine.formats.common import (
+    MAX_DUMP_MEMORY,
     PAGE_SIZE,
     DumpFormatError,
     ProgressFn,
@@ -46,6 +47,7 @@ from machine.formats.s390dump import (
     write_s390_dump,
 )
 from machine.formats.select import SystemView, select_system
+from machine.userfiles import check_output_target, open_user_file
 
 FORMATS = ("elf", "s390")
 
@@ -62,7 +64,7 @@ class ConvertResult:
 
 def detect_format(path: str | os.PathLike[str]) -> str:
     """"elf" or "s390" from the file's magic; DumpFormatError for anything else."""
-    with open(path, "rb") as file:
+    with open_user_file(path, "dump") as file:
         head = file.read(8)
     if is_elf(head):
         return "elf"
@@ -74,7 +76,8 @@ def detect_format(path: str | os.PathLike[str]) -> str:
 
 
 def open_dump(path: str | os.PathLike[str]) -> Vmcore | S390Dump:
-    """Read a vmcore or an s390 dump, whichever the file is."""
+    """Read a vmcore or an s390 dump, whichever the file is (a regular file: machine/
+    userfiles.py refuses devices and FIFOs, which would never end or block)."""
     return read_vmcore(path) if detect_format(path) == "elf" else read_s390_dump(path)
 
 
@@ -121,6 +124,11 @@ def elf_to_s390(vmcore: Vmcore, out_path: str | os.PathLike[str],
     if len(vmcore.cpus) > MAX_CPUS:
         raise DumpFormatError(f"{len(vmcore.cpus)} CPUs: an s390 dump holds at most {MAX_CPUS}")
     size = page_align(vmcore.ranges[-1][1])
+    if size > MAX_DUMP_MEMORY:
+        # An s390 dump holds [0, highest address): a PT_LOAD far up would mean terabytes.
+        raise DumpFormatError(f"the vmcore's memory ends at {size:#x}: an s390 dump of it "
+                              f"would be larger than the {MAX_DUMP_MEMORY >> 40} TiB an LPAR "
+                              "can have")
     patches = []
     for cpu in vmcore.cpus:
         if cpu.prefix % LOWCORE_SIZE or cpu.prefix + LOWCORE_SIZE > size:
@@ -141,7 +149,7 @@ def _elf_to_elf(vmcore: Vmcore, out_path: str | os.PathLike[str],
     for start, end in vmcore.ranges:
         if start % PAGE_SIZE or end % PAGE_SIZE:
             raise DumpFormatError(f"memory range {start:#x}-{end:#x} is not page aligned")
-    with open(vmcore.path, "rb") as file:
+    with open_user_file(vmcore.path, "dump") as file:
         notes = b""
         for offset, size in vmcore.note_segments:
             file.seek(offset)
@@ -165,6 +173,7 @@ def convert(in_path: str | os.PathLike[str], out_path: str | os.PathLike[str],
         raise ValueError(f"--select {select} writes an ELF core, not an s390 dump")
     if Path(out_path).exists() and os.path.samefile(in_path, out_path):
         raise ValueError("the input and the output are the same file")
+    check_output_target(out_path)  # before reading a large input: a device or a symlink
     dump = open_dump(in_path)
     selected = select_system(dump, select)
     if isinstance(selected, SystemView):

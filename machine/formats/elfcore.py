@@ -35,7 +35,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 from machine.formats.common import (
+    ADDRESS_LIMIT,
+    MAX_DUMP_MEMORY,
+    MAX_NOTES_SIZE,
     PAGE_SIZE,
+    PARSER_ERRORS,
     AddressNotDumped,
     DumpFormatError,
     Progress,
@@ -45,13 +49,19 @@ from machine.formats.common import (
     WriteResult,
     atomic_output,
     chunks,
+    end_sparse,
+    is_file_hole,
+    malformed,
     page_align,
     read_bytes,
     read_exact,
     write_all,
+    write_sparse,
+    zero_bytes,
     zero_pages,
 )
 from machine.formats.notes import CpuNotes, Note, cpus_from_notes, parse_notes, vmcoreinfo_text
+from machine.userfiles import open_user_file
 
 ELF_MAGIC = b"\x7fELF"
 ELFCLASS64 = 2
@@ -164,8 +174,14 @@ class Vmcore:
     def read(self, address: int, length: int, *, holes_as_zero: bool = False) -> bytes:
         """`length` bytes of old memory at physical `address`. Filtered zero pages read as
         zeros; memory outside every PT_LOAD raises AddressNotDumped unless `holes_as_zero`."""
-        out = bytearray(length)
-        with open(self.path, "rb") as file:
+        with open_user_file(self.path, "dump") as file:
+            if not self._has_file_data(file.fileno(), address, address + length):
+                # Filtered pages, holes, sparse zeros only: nothing to read (a crafted 64 GiB
+                # PT_LOAD converts in seconds, see common.zero_bytes).
+                if not holes_as_zero:
+                    self._check_dumped(address, length)
+                return zero_bytes(length)
+            out = bytearray(length)
             position = address
             while position < address + length:
                 load = self._load_at(position)
@@ -176,6 +192,25 @@ class Vmcore:
                 self._copy(file, load, position, stop, out, position - address)
                 position = stop
         return bytes(out)
+
+    def _has_file_data(self, fd: int, start: int, end: int) -> bool:
+        """Whether any PT_LOAD has bytes in the file, other than a hole, for [start, end)."""
+        index = max(bisect.bisect_right(self._starts, start) - 1, 0)
+        for load in self.loads[index:]:
+            if load.paddr >= end:
+                return False
+            low, high = max(start, load.paddr), min(end, load.paddr + load.filesz)
+            if low < high and not is_file_hole(fd, load.offset + low - load.paddr, high - low):
+                return True
+        return False
+
+    def _check_dumped(self, address: int, length: int) -> None:
+        position = address
+        while position < address + length:
+            load = self._load_at(position)
+            if load is None:
+                self._skip_hole(position, address, length, False)  # raises
+            position = min(load.end, address + length)
 
     def _load_at(self, address: int) -> LoadSegment | None:
         index = bisect.bisect_right(self._starts, address) - 1
@@ -357,7 +392,10 @@ def _write_memory(fd: int, ranges: list[tuple[int, int]], segments: list[_Segmen
                 scan += 1
             if wanted:
                 data = read_exact(read, address, length)
-                write_all(fd, [data[a - address:b - address] for a, b in wanted])
+                if len(wanted) == 1:  # unfiltered memory: an all-zero chunk becomes a hole
+                    write_sparse(fd, data[wanted[0][0] - address:wanted[0][1] - address])
+                else:
+                    write_all(fd, [data[a - address:b - address] for a, b in wanted])
             progress.advance(length)
 
 
@@ -384,6 +422,7 @@ def write_vmcore(path: str | os.PathLike[str], notes: bytes,
         write_all(fd, [head])
         tracker = Progress(progress, total)
         _write_memory(fd, ordered, segments, read, tracker)
+        end_sparse(fd)
         tracker.finish()
         written = os.lseek(fd, 0, os.SEEK_CUR)
     filed = sum(s.filesz for s in segments)
@@ -426,6 +465,7 @@ def _read_header(data: bytes, file_size: int) -> ElfHeader:
 
 
 def _read_phdrs(file: BinaryIO, header: ElfHeader) -> list[tuple[int, ...]]:
+    # e_phnum < 0xFFFF, so the table is at most 3.5 MiB.
     file.seek(header.phoff)
     table = file.read(header.phnum * PHDR_SIZE)
     return [_PHDR.unpack_from(table, i * PHDR_SIZE) for i in range(header.phnum)]
@@ -439,11 +479,18 @@ def _loads(phdrs: list[tuple[int, ...]], file_size: int) -> list[LoadSegment]:
         if filesz > memsz:
             raise DumpFormatError(f"PT_LOAD {index} has p_filesz {filesz:#x} > p_memsz "
                                   f"{memsz:#x}")
+        if paddr + memsz > ADDRESS_LIMIT:
+            raise DumpFormatError(f"PT_LOAD {index}: p_paddr {paddr:#x} + p_memsz {memsz:#x} "
+                                  "runs past the end of the 64-bit address space")
         if offset + filesz > file_size:
             raise DumpFormatError(f"truncated: PT_LOAD {index} data {offset:#x}-"
                                   f"{offset + filesz:#x} runs past the end of the file "
                                   f"({file_size:#x} bytes)")
         loads.append(LoadSegment(offset, vaddr, paddr, filesz, memsz, flags, align))
+    total = sum(load.memsz for load in loads)
+    if total > MAX_DUMP_MEMORY:
+        raise DumpFormatError(f"the PT_LOADs hold {total:#x} bytes of memory, more than the "
+                              f"{MAX_DUMP_MEMORY >> 40} TiB an LPAR can have")
     ordered = sorted(loads, key=lambda load: load.paddr)
     for before, after in pairwise(ordered):
         if after.paddr < before.end:
@@ -457,6 +504,9 @@ def _notes(file: BinaryIO, phdrs: list[tuple[int, ...]], file_size: int
     for p_type, _flags, offset, _v, _p, filesz, _m, _a in phdrs:
         if p_type != PT_NOTE:
             continue
+        if filesz > MAX_NOTES_SIZE:
+            raise DumpFormatError(f"PT_NOTE at {offset:#x} is {filesz:#x} bytes, more than "
+                                  f"the {MAX_NOTES_SIZE >> 20} MiB a vmcore's notes can take")
         if offset + filesz > file_size:
             raise DumpFormatError(f"truncated: PT_NOTE {offset:#x}-{offset + filesz:#x} runs "
                                   f"past the end of the file ({file_size:#x} bytes)")
@@ -475,14 +525,17 @@ def read_vmcore(path: str | os.PathLike[str]) -> Vmcore:
     OSError (missing file, no permission) passes through.
     """
     file_path = Path(path)
-    with open(file_path, "rb") as file:
-        file_size = os.fstat(file.fileno()).st_size
-        header = _read_header(file.read(EHDR_SIZE), file_size)
-        phdrs = _read_phdrs(file, header)
-        note_segments, notes = _notes(file, phdrs, file_size)
-    loads = _loads(phdrs, file_size)
-    return Vmcore(file_path, file_size, header, note_segments, notes, cpus_from_notes(notes),
-                  vmcoreinfo_text(notes), loads)
+    try:
+        with open_user_file(file_path, "dump") as file:
+            file_size = os.fstat(file.fileno()).st_size
+            header = _read_header(file.read(EHDR_SIZE), file_size)
+            phdrs = _read_phdrs(file, header)
+            note_segments, notes = _notes(file, phdrs, file_size)
+        loads = _loads(phdrs, file_size)
+        return Vmcore(file_path, file_size, header, note_segments, notes,
+                      cpus_from_notes(notes), vmcoreinfo_text(notes), loads)
+    except PARSER_ERRORS as error:
+        raise malformed("ELF vmcore", error) from None
 
 
 def is_elf(prefix: bytes) -> bool:

@@ -34,7 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from machine.formats.common import (
+    ADDRESS_LIMIT,
+    MAX_DUMP_MEMORY,
     PAGE_SIZE,
+    PARSER_ERRORS,
     AddressNotDumped,
     DumpFormatError,
     Progress,
@@ -44,11 +47,16 @@ from machine.formats.common import (
     WriteResult,
     atomic_output,
     chunks,
+    is_file_hole,
+    malformed,
     read_exact,
     write_all,
+    write_sparse,
+    zero_bytes,
 )
 from machine.formats.osinfo import OsInfoLookup, find_vmcoreinfo
 from machine.status import SAVE_AREA_ADDRESS, SAVE_AREA_SIZE, CpuStatus
+from machine.userfiles import open_user_file
 
 S390_MAGIC = 0xA8190173618F23FD
 S390_EXT_MAGIC = 0xA8190173618F23FE
@@ -211,8 +219,12 @@ def _read_memory(path: Path, header: S390Header, address: int, length: int,
                                f"{start:#x}-{end - 1:#x})")
     out = bytearray(length)
     if inside_from < inside_to:
-        with open(path, "rb") as file:
-            file.seek(header.hdr_size + inside_from - start)
+        with open_user_file(path, "dump") as file:
+            offset = header.hdr_size + inside_from - start
+            if inside_from == address and inside_to == address + length and \
+                    is_file_hole(file.fileno(), offset, length):
+                return zero_bytes(length)  # a sparse dump's zeros cost no reading
+            file.seek(offset)
             data = file.read(inside_to - inside_from)
         out[inside_from - address:inside_from - address + len(data)] = data
     return bytes(out)
@@ -251,7 +263,7 @@ def _write(path: str | os.PathLike[str], header: S390Header, read: ReadFn, end_t
     with atomic_output(path) as fd:
         written = write_all(fd, [header.pack()])
         for address, length in chunks(header.mem_start, header.mem_end):
-            written += write_all(fd, [read_exact(read, address, length)])
+            written += write_sparse(fd, read_exact(read, address, length))
             tracker.advance(length)
         written += write_all(fd, [end_marker(end_tod)])
         tracker.finish()
@@ -293,6 +305,9 @@ def _check_header(header: S390Header) -> None:
           f"{header.mem_size:#x} != mem_end {header.mem_end:#x}")),
         (header.mem_size % PAGE_SIZE or header.mem_start % PAGE_SIZE,
          "memory is not page aligned in the header"),
+        (header.mem_size > MAX_DUMP_MEMORY or header.mem_end > ADDRESS_LIMIT,
+         (f"mem_size {header.mem_size:#x} at {header.mem_start:#x}: more than the "
+          f"{MAX_DUMP_MEMORY >> 40} TiB an LPAR can have")),
     ]
     for bad, problem in problems:
         if bad:
@@ -333,14 +348,17 @@ def read_s390_dump(path: str | os.PathLike[str]) -> S390Dump:
     no DUMP_END marker"). OSError (missing file, no permission) passes through.
     """
     file_path = Path(path)
-    with open(file_path, "rb") as file:
-        file_size = os.fstat(file.fileno()).st_size
-        head = file.read(HEADER_SIZE)
-        _check_magic(head, file_size)
-        header = S390Header.unpack(head)
-        _check_header(header)
-        end_tod = _end_tod(file, header, file_size)
-    cpus = _cpus(file_path, header)
+    try:
+        with open_user_file(file_path, "dump") as file:
+            file_size = os.fstat(file.fileno()).st_size
+            head = file.read(HEADER_SIZE)
+            _check_magic(head, file_size)
+            header = S390Header.unpack(head)
+            _check_header(header)
+            end_tod = _end_tod(file, header, file_size)
+        cpus = _cpus(file_path, header)
+    except PARSER_ERRORS as error:
+        raise malformed("s390 dump", error) from None
 
     def read(address: int, length: int) -> bytes:
         """Memory of the dump, zeros outside it (for the os_info lookup)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from machine.formats.common import PAGE_SIZE
+from machine.formats.common import PAGE_SIZE, DumpFormatError
 from machine.formats.elfcore import Vmcore
 from machine.formats.notes import NOTE_NAMES, CpuNotes
 from machine.formats.s390dump import S390Dump
@@ -108,16 +108,49 @@ def _two_systems(dump: Vmcore | S390Dump | SystemView) -> dict[str, Any] | None:
     return None if kdump is None else {"oldmem_base": kdump.base, "oldmem_size": kdump.size}
 
 
+UTS_FIELD = 65  # each field of struct new_utsname
+UTS_FIELDS = ("sysname", "nodename", "release", "version", "machine", "domainname")
+
+
+def vmcoreinfo_values(text: str | None) -> dict[str, str]:
+    """VMCOREINFO's KEY=value lines as a dict (the last of a repeated key wins)."""
+    values: dict[str, str] = {}
+    for line in (text or "").splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            values[key] = value
+    return values
+
+
+def system_identity(dump: Vmcore | S390Dump | SystemView) -> dict[str, Any]:
+    """What crash shows first: release (OSRELEASE), node name (uname from init_uts_ns in the
+    dumped memory, found through VMCOREINFO) and crash time (CRASHTIME, seconds since 1970)."""
+    values = vmcoreinfo_values(dump.vmcoreinfo)
+    crash_time = values.get("CRASHTIME", "")
+    return {"release": values.get("OSRELEASE"), "build_id": values.get("BUILD-ID"),
+            "crash_time": int(crash_time) if crash_time.isdecimal() else None,
+            **_utsname(dump, values)}
+
+
+def _utsname(dump: Vmcore | S390Dump | SystemView, values: dict[str, str]) -> dict[str, Any]:
+    try:
+        address = int(values["SYMBOL(init_uts_ns)"], 16) + int(values.get(
+            "OFFSET(uts_namespace.name)", "0"))
+        raw = dump.read(address, UTS_FIELD * len(UTS_FIELDS))
+    except (KeyError, ValueError, DumpFormatError, OverflowError):
+        return {"utsname": None}
+    fields = [raw[i * UTS_FIELD:(i + 1) * UTS_FIELD].split(b"\0")[0].decode("ascii", "replace")
+              for i in range(len(UTS_FIELDS))]
+    return {"utsname": dict(zip(UTS_FIELDS, fields, strict=True))}
+
+
 def _cpus_and_source(dump: Vmcore | S390Dump | SystemView) -> tuple[list[CpuNotes], str | None]:
     """The CPUs (numbered from 1) and where VMCOREINFO was found."""
     if isinstance(dump, Vmcore):
         source = "VMCOREINFO note" if dump.vmcoreinfo is not None else "no VMCOREINFO note"
         return dump.cpus, source
     cpus = [CpuNotes.from_status(status, pid) for pid, status in enumerate(dump.cpus, start=1)]
-    lookup = dump.os_info
-    source = (f"os_info at {lookup.address:#x}, entry 0" if lookup.text is not None
-              else lookup.problem)
-    return cpus, source
+    return cpus, dump.os_info.describe()
 
 
 def _selection(dump: Vmcore | S390Dump | SystemView) -> dict[str, Any]:
@@ -142,5 +175,6 @@ def summarize(dump: Vmcore | S390Dump | SystemView) -> dict[str, Any]:
         "cpus": [cpu_summary(cpu) for cpu in cpus],
         "vmcoreinfo": dump.vmcoreinfo,
         "vmcoreinfo_source": vmcoreinfo_source,
+        "system": system_identity(dump),
         "selection": _selection(dump),
     }

@@ -7,6 +7,7 @@
 #include "hypercall.h"
 #include "sigp.h"
 #include "cksm.h"
+#include "diag308.h"
 #include "kexec.h"
 #include "printk.h"
 
@@ -56,6 +57,38 @@ static void stop(unsigned long code)
 
 	asm volatile("lpswe 0(%0)" : : "a" (&psw) : "memory");
 	__builtin_unreachable();
+}
+
+/* The re-IPL block the system left at 0xE00 (Linux's dump_reipl shutdown action), if its
+ * checksum at 0xE08 matches: NULL otherwise. Read from the lowcore as the system left it. */
+static unsigned char *dump_reipl_block(void)
+{
+	unsigned long address;
+	unsigned int csum, length;
+
+	memcpy(&address, saved_lowcore + LC_IPIB, 8);
+	memcpy(&csum, saved_lowcore + LC_IPIB_CHECKSUM, 4);
+	if (!address || address + IPIB_SIZE > info.memory_size)
+		return NULL;
+	memcpy(&length, (const void *)address, 4);
+	if (length < 8 || length > IPIB_SIZE || cksm((const void *)address, length, 0) != csum)
+		return NULL;
+	return (unsigned char *)address;
+}
+
+/* As zipl's dumpers end: re-IPL the system when it asked for it (dump_reipl), else stop. */
+static void dump_exit(unsigned long code) __attribute__((noreturn));
+static void dump_exit(unsigned long code)
+{
+	unsigned char *ipib = dump_reipl_block();
+
+	if (ipib) {
+		printk(KERN_NOTICE, "Re-IPL of the dumped system (dump_reipl)");
+		diag308(DIAG308_SET, ipib);
+		diag308(DIAG308_LOAD_NORMAL, 0);
+		printk(KERN_ERR, "Re-IPL refused");
+	}
+	stop(code);
 }
 
 static unsigned long stck(void)
@@ -134,7 +167,7 @@ static void collect_cpus(void)
 			continue;
 		cc = sigp(cpu, SIGP_STOP_AND_STORE_STATUS, 0, &status);
 		if (cc == SIGP_CC_NOT_OPERATIONAL)
-			break;
+			continue;	/* no CPU at this address: look at every one, gaps and all */
 		if (cc == SIGP_CC_ORDER_CODE_ACCEPTED)
 			keep_status(cpu, (const unsigned char *)LC_FPREGS_SAVE_AREA);
 	}
@@ -321,7 +354,7 @@ static void full_dump(unsigned long reason)
 	write_blocks(end_block, 1, header);
 	printk(KERN_NOTICE, "Dump successful");
 	hc_trace(TRACE_DUMP_DONE, DUMP_AREA_BLOCK, bytes, EOK, 0);
-	stop(EOK);
+	dump_exit(EOK);
 }
 
 /* --- main ------------------------------------------------------------------------------------- */

@@ -21,6 +21,7 @@
 #define BOOT_HEADER_OK   2
 #define BOOT_READY       3
 #define BOOT_SAVED       4
+#define BOOT_SAVE_FAILED 5
 #define CHECK_ELF_HEADER 1
 #define CHECK_OLD_OS_INFO 2
 #define CHECK_VMCOREINFO 3
@@ -29,6 +30,12 @@
 #define WAIT_DONE        0x0000UL
 #define WAIT_BAD_HEADER  0x4B01UL
 #define WAIT_SAVE_FAILED 0x4B02UL
+
+/* What to do when the vmcore cannot be saved (kdump-tools' FAILURE_ACTION). */
+#define FAILURE_REBOOT 0
+#define FAILURE_HALT   1
+#define FAILURE_DUMP   2
+static const char *const failure_names[] = { "reboot", "halt", "dump" };
 
 extern char command_line[];
 extern void kdump_program_check(void);
@@ -53,7 +60,9 @@ static struct {
 	unsigned long elfcorehdr;
 	unsigned long dump_level;
 	int reipl;
-} kdump = { .dump_level = 1, .reipl = 1 };
+	int failure_action;
+	unsigned int dump_devno;
+} kdump = { .dump_level = 1, .reipl = 1, .failure_action = FAILURE_REBOOT, .dump_devno = 0x200 };
 
 static void stop(unsigned long code) __attribute__((noreturn));
 static void stop(unsigned long code)
@@ -90,6 +99,17 @@ static unsigned long old_u64(unsigned long old)
 
 /* --- command line --------------------------------------------------------------------------- */
 
+static int parse_failure_action(const char *word)
+{
+	for (int i = 0; i < 3; i++) {
+		unsigned long n = strlen(failure_names[i]);
+
+		if (!strncmp(word, failure_names[i], n) && (word[n] == ' ' || !word[n]))
+			return i;
+	}
+	return FAILURE_REBOOT;
+}
+
 static void parse_command_line(void)
 {
 	const char *p = command_line;
@@ -103,6 +123,10 @@ static void parse_command_line(void)
 			kdump.dump_level = strtoul(p + 11, NULL, 0);
 		else if (!strncmp(p, "reipl=", 6))
 			kdump.reipl = strtoul(p + 6, NULL, 0) != 0;
+		else if (!strncmp(p, "failure_action=", 15))
+			kdump.failure_action = parse_failure_action(p + 15);
+		else if (!strncmp(p, "dump_devno=", 11))
+			kdump.dump_devno = strtoul(p + 11, NULL, 0);
 		while (*p && *p != ' ')
 			p++;
 	}
@@ -201,45 +225,73 @@ static int read_old_os_info(void)
 	return 1;
 }
 
-/* VMCOREINFO from os_info entry 0 if it checks out, else through the lowcore pointer 0xE0C. */
-static unsigned long read_vmcoreinfo(int os_info_ok)
+/* The VMCOREINFO note we append: a header of our own around the old system's text. */
+static void vmcoreinfo_header(unsigned int descsz)
 {
-	unsigned long addr = 0, size = 0, note = 0;
-	unsigned int csum = 0, namesz, descsz;
-	unsigned char header_bytes[12];
+	unsigned int header[3] = { 11, descsz, 0 };	/* namesz = strlen("VMCOREINFO") + 1 */
 
-	if (os_info_ok) {
-		memcpy(&addr, old_os_info + 0x20, 8);
-		memcpy(&size, old_os_info + 0x28, 8);
-		memcpy(&csum, old_os_info + 0x30, 4);
-		if (addr && size && size <= PAGE_SIZE) {
-			copy_oldmem(vmcoreinfo, addr, size);
-			if (cksm(vmcoreinfo, size, 0) == csum) {
-				printk(KERN_INFO, "os_info: entry 0: copied (addr=0x%lx size=%lu)", addr, size);
-				note = addr;
-			} else {
-				printk(KERN_WARNING, "os_info: entry 0: checksum failed (addr=0x%lx size=%lu)",
-				       addr, size);
-			}
-		}
-	}
-	if (!note) {
-		copy_oldmem(&note, LC_VMCORE_INFO, 8);
-		printk(KERN_INFO, "kdump: VMCOREINFO through the lowcore pointer 0xE0C: %016lx", note);
-	}
-	if (!note)
+	memcpy(vmcoreinfo, header, 12);
+	memcpy(vmcoreinfo + 12, "VMCOREINFO\0\0", 12);
+}
+
+/* os_info entry 0 holds the VMCOREINFO text itself (the note's descriptor), checksummed; the
+ * kernel leaves it empty today. Returns the text's size, 0 if there is none. */
+static unsigned long vmcoreinfo_from_os_info(int os_info_ok)
+{
+	unsigned long addr = 0, size = 0;
+	unsigned int csum = 0;
+
+	if (!os_info_ok)
 		return 0;
-	copy_oldmem(header_bytes, note, 12);
+	memcpy(&addr, old_os_info + 0x20, 8);
+	memcpy(&size, old_os_info + 0x28, 8);
+	memcpy(&csum, old_os_info + 0x30, 4);
+	if (!addr || !size || size > PAGE_SIZE - 24) {
+		printk(KERN_INFO, "os_info: entry 0: not available (addr=0x%lx size=%lu)", addr, size);
+		return 0;
+	}
+	copy_oldmem(vmcoreinfo + 24, addr, size);
+	if (cksm((unsigned char *)vmcoreinfo + 24, size, 0) != csum) {
+		printk(KERN_WARNING, "os_info: entry 0: checksum failed (addr=0x%lx size=%lu)", addr, size);
+		return 0;
+	}
+	printk(KERN_INFO, "os_info: entry 0: copied (addr=0x%lx size=%lu)", addr, size);
+	return size;
+}
+
+/* The note the lowcore field 0xE0C points at: header checked, its text returned. */
+static unsigned long vmcoreinfo_from_lowcore(unsigned long *note)
+{
+	unsigned int namesz, descsz;
+	unsigned char header_bytes[24];
+
+	copy_oldmem(note, LC_VMCORE_INFO, 8);
+	printk(KERN_INFO, "kdump: VMCOREINFO through the lowcore pointer 0xE0C: %016lx", *note);
+	if (!*note)
+		return 0;
+	copy_oldmem(header_bytes, *note, 24);
 	memcpy(&namesz, header_bytes, 4);
 	memcpy(&descsz, header_bytes + 4, 4);
-	if (namesz != 11 || descsz > PAGE_SIZE - 24) {
-		hc_trace(TRACE_KDUMP_CHECK, CHECK_VMCOREINFO, 0, note, 0);
+	if (namesz != 11 || memcmp(header_bytes + 12, "VMCOREINFO", 11) || descsz > PAGE_SIZE - 24)
 		return 0;
-	}
-	size = 24 + ((descsz + 3) & ~3U);
-	copy_oldmem(vmcoreinfo, note, size);
-	hc_trace(TRACE_KDUMP_CHECK, CHECK_VMCOREINFO, 1, note, size);
-	return size;
+	copy_oldmem(vmcoreinfo + 24, *note + 24, descsz);
+	return descsz;
+}
+
+/* VMCOREINFO in the kernel's order (nt_vmcoreinfo): os_info entry 0, else the note at 0xE0C.
+ * Returns the size of the whole note built in vmcoreinfo[], 0 if there is none. */
+static unsigned long read_vmcoreinfo(int os_info_ok)
+{
+	unsigned long note = 0, text = vmcoreinfo_from_os_info(os_info_ok);
+
+	if (!text)
+		text = vmcoreinfo_from_lowcore(&note);
+	hc_trace(TRACE_KDUMP_CHECK, CHECK_VMCOREINFO, text != 0, note, text);
+	if (!text)
+		return 0;
+	vmcoreinfo_header(text);
+	memset(vmcoreinfo + 24 + text, 0, ((text + 3) & ~3UL) - text);
+	return 24 + ((text + 3) & ~3UL);
 }
 
 /* Put VMCOREINFO last in the PT_NOTE, after the CPUs' notes, as a kernel vmcore has it. */
@@ -267,6 +319,26 @@ static void reipl_production(void)
 	diag308(DIAG308_SET, ipib);
 	diag308(DIAG308_LOAD_CLEAR, 0);	/* the dump is saved: the old memory is not needed */
 	printk(KERN_ERR, "kdump: re-IPL refused");
+}
+
+/* The failure action: re-IPL the production system (the dump is lost), halt in a disabled
+ * wait (the operator can still take a stand-alone dump), or IPL the stand-alone dumper
+ * ourselves, which then writes a full dump holding both systems. */
+static void save_failed(void) __attribute__((noreturn));
+static void save_failed(void)
+{
+	hc_trace(TRACE_KDUMP_BOOT, BOOT_SAVE_FAILED, kdump.failure_action, 0, 0);
+	printk(KERN_EMERG, "kdump: failure action: %s", failure_names[kdump.failure_action]);
+	if (kdump.failure_action == FAILURE_REBOOT) {
+		reipl_production();
+	} else if (kdump.failure_action == FAILURE_DUMP) {
+		printk(KERN_EMERG, "kdump: IPL of the stand-alone dumper on device %04x", kdump.dump_devno);
+		build_ccw_ipib(ipib, kdump.dump_devno);
+		diag308(DIAG308_SET, ipib);
+		diag308(DIAG308_LOAD_NORMAL_DUMP, 0);
+		printk(KERN_ERR, "kdump: the dump device could not be IPL'd");
+	}
+	stop(WAIT_SAVE_FAILED);
 }
 
 /* --- main -------------------------------------------------------------------------------------- */
@@ -311,7 +383,7 @@ void kdump_main(void)
 	rc = hypercall(HC_VMCORE_SAVE, kdump.elfcorehdr, PAGE_SIZE * 16, kdump.dump_level, 0, 0);
 	if (rc) {
 		printk(KERN_ERR, "kdump: saving the vmcore failed (%ld)", rc);
-		stop(WAIT_SAVE_FAILED);
+		save_failed();
 	}
 	printk(KERN_NOTICE, "kdump: vmcore saved");
 	hc_trace(TRACE_KDUMP_BOOT, BOOT_SAVED, 0, 0, 0);

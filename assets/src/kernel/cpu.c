@@ -96,6 +96,17 @@ void write_absolute_u64(unsigned long address, unsigned long value)
 	asm volatile("stg %1,0(%0)" : : "a" (real), "d" (value) : "memory");
 }
 
+void write_absolute_u32(unsigned long address, unsigned int value)
+{
+	unsigned int prefix;
+	unsigned long real = address;
+
+	asm volatile("stpx %0" : "=Q" (prefix));
+	if (address < LOWCORE_SIZE)
+		real = prefix + address;
+	asm volatile("st %1,0(%0)" : : "a" (real), "d" (value) : "memory");
+}
+
 unsigned long uptime_ms(void)
 {
 	return (get_tod() - kernel.boot_tod) / 4096000;

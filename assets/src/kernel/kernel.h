@@ -12,6 +12,7 @@
 #define PAGE_SIZE       4096UL
 #define MiB             (1UL << 20)
 #define KERNEL_RELEASE  "dumplab-1.0"
+#define UTS_NODENAME    "dumplab"
 
 
 /* Lowcore fields of the running CPU: real addresses 0-0x1FFF reach its own prefix area. */
@@ -28,7 +29,7 @@ struct pt_regs {
 	unsigned long pad[2];
 };
 
-enum shutdown_action { ACTION_STOP = 1, ACTION_DUMP = 2 };
+enum shutdown_action { ACTION_STOP = 1, ACTION_DUMP = 2, ACTION_DUMP_REIPL = 3 };
 
 struct boot_params {
 	unsigned long crashkernel_size;
@@ -53,6 +54,7 @@ extern struct kernel_state kernel;
 extern char command_line[];
 extern unsigned long heartbeat[MAX_CPUS];
 extern unsigned long lowcore_ptr[MAX_CPUS];
+extern unsigned int cpu_address[MAX_CPUS];
 extern volatile unsigned int workload_lock;
 
 /* head.S */
@@ -77,6 +79,7 @@ void spin_lock(volatile unsigned int *lock);
 void spin_unlock(volatile unsigned int *lock);
 int spin_trylock(volatile unsigned int *lock);
 void write_absolute_u64(unsigned long address, unsigned long value);
+void write_absolute_u32(unsigned long address, unsigned int value);
 unsigned long uptime_ms(void);
 
 /* setup.c */
@@ -87,6 +90,8 @@ void smp_detect(void);
 void smp_boot_cpus(void);
 void smp_send_stop(void);
 void smp_stop_self(void) __attribute__((noreturn));
+void smp_wait_stopped(unsigned int cpu);
+void smp_call_ipl_cpu(void (*fn)(unsigned long), unsigned long data);
 void setup_lowcore(unsigned int cpu, unsigned long lowcore);
 void smp_emergency_signal(unsigned int cpu);
 
@@ -97,6 +102,7 @@ extern volatile int command_waiting;
 
 /* os_info.c */
 void os_info_init(void);
+void vmcoreinfo_crashtime(void);
 unsigned long os_info_address(void);
 void os_info_crashkernel_add(unsigned long base, unsigned long size);
 void os_info_entry_add(unsigned int index, unsigned long address, unsigned long size);

@@ -115,7 +115,7 @@ static void store_other_cpus(unsigned int self)
 
 		if (cpu == self)
 			continue;
-		if (sigp(cpu, SIGP_STORE_STATUS_AT_ADDRESS, lowcore_ptr[cpu] + LC_FPREGS_SAVE_AREA,
+		if (sigp(cpu_address[cpu], SIGP_STORE_STATUS_AT_ADDRESS, lowcore_ptr[cpu] + LC_FPREGS_SAVE_AREA,
 			 &status) == SIGP_CC_ORDER_CODE_ACCEPTED)
 			cpu_table.prefix[cpu_table.count++] = lowcore_ptr[cpu];
 	}
@@ -140,7 +140,21 @@ static void machine_kdump(unsigned int self)
 	stop_here();
 }
 
-/* The kernel's half of kdump: returns only when kdump cannot be used. */
+/* On the IPL CPU, called by the CPU that crashed (its number in `source`): once that CPU has
+ * stopped, store everyone's status and hand over to the purgatory. */
+static void machine_kdump_on_ipl_cpu(unsigned long source) __attribute__((noreturn));
+static void machine_kdump_on_ipl_cpu(unsigned long source)
+{
+	unsigned int self = smp_processor_id();
+
+	if (source != self)
+		smp_wait_stopped(source);
+	machine_kdump(self);
+}
+
+/* The kernel's half of kdump: returns only when kdump cannot be used. The checks run on the
+ * CPU that crashed; the hand-over runs on the IPL CPU (Linux: smp_call_ipl_cpu), so the
+ * vmcore's first CPU note is the IPL CPU's. */
 void crash_kexec(void)
 {
 	unsigned int self = smp_processor_id();
@@ -151,6 +165,7 @@ void crash_kexec(void)
 		hc_trace(TRACE_CRASH_KEXEC, TRIGGER_NOT_LOADED, self, 0, 0);
 		return;
 	}
+	vmcoreinfo_crashtime();	/* as crash_save_vmcoreinfo() before the checks */
 	printk(KERN_EMERG, "kdump: verifying the kdump kernel (purgatory, verify mode)");
 	rc = call_purgatory(0, NULL);
 	hc_trace(TRACE_CRASH_KEXEC, TRIGGER_VERIFY, self, rc, 0);
@@ -159,5 +174,6 @@ void crash_kexec(void)
 		return;
 	}
 	printk(KERN_EMERG, "kdump: starting the kdump kernel");
-	machine_kdump(self);
+	smp_call_ipl_cpu(machine_kdump_on_ipl_cpu, self);
+	stop_here();
 }

@@ -54,7 +54,7 @@ static void cmd_help(const char *arg)
 {
 	(void)arg;
 	printk(KERN_INFO, "commands: help | status | echo TEXT | hang spin|wait|deadlock|loop |");
-	printk(KERN_INFO, "  panic [TEXT] | pgmcheck | svc | on_panic stop|dump | on_restart stop|dump | reipl |");
+	printk(KERN_INFO, "  panic [TEXT] | pgmcheck | svc | on_panic ACTION | on_restart ACTION | reipl |");
 	printk(KERN_INFO, "  kdump load|unload|status");
 }
 
@@ -114,7 +114,7 @@ static void cmd_svc(const char *arg)
 static void set_action(const char *name, enum shutdown_action *action, const char *arg)
 {
 	if (!parse_action(arg, action)) {
-		printk(KERN_ERR, "%s: '%s' is not an action (stop, dump)", name, arg);
+		printk(KERN_ERR, "%s: '%s' is not an action (stop, dump, dump_reipl)", name, arg);
 		return;
 	}
 	printk(KERN_INFO, "%s: set to %s", name, action_name(*action));

@@ -2,6 +2,7 @@
  * no kdump to take over: stop, or dump (re-IPL the stand-alone dumper with DIAG 308). */
 #include "kernel.h"
 #include "diag308.h"
+#include "cksm.h"
 
 #define TRIGGER_PANIC   1
 #define TRIGGER_RESTART 2
@@ -10,8 +11,12 @@
 static unsigned char ipib[IPIB_SIZE] __attribute__((aligned(8)));
 static volatile unsigned int panic_lock;
 
+static unsigned char reipl_ipib[IPIB_SIZE] __attribute__((aligned(8)));
+
 const char *action_name(enum shutdown_action action)
 {
+	if (action == ACTION_DUMP_REIPL)
+		return "dump_reipl";
 	return action == ACTION_DUMP ? "dump" : "stop";
 }
 
@@ -21,9 +26,24 @@ int parse_action(const char *word, enum shutdown_action *action)
 		*action = ACTION_STOP;
 	else if (!strcmp(word, "dump"))
 		*action = ACTION_DUMP;
+	else if (!strcmp(word, "dump_reipl"))
+		*action = ACTION_DUMP_REIPL;
 	else
 		return 0;
 	return 1;
+}
+
+/* dump_reipl, as Linux's dump_reipl_run: leave the re-IPL block (this system's boot device)
+ * and its checksum in the lowcore (0xE00, 0xE08), where the stand-alone dumper looks when it
+ * is done, so that it IPLs the production system again instead of stopping. */
+static void set_dump_reipl_block(void)
+{
+	unsigned int devno = *(volatile unsigned long *)0x10400UL;
+
+	build_ccw_ipib(reipl_ipib, devno);
+	write_absolute_u64(LC_IPIB, (unsigned long)reipl_ipib);
+	write_absolute_u32(LC_IPIB_CHECKSUM, cksm(reipl_ipib, IPIB_SIZE, 0));
+	printk(KERN_EMERG, "dump_reipl: the dumper will re-IPL device %04x", devno);
 }
 
 static void reipl_dump_device(void)
@@ -65,7 +85,9 @@ static void run_shutdown_action(unsigned int trigger, enum shutdown_action actio
 	hc_trace(TRACE_SHUTDOWN_ACTION, trigger, action, 0, 0);
 	printk(KERN_EMERG, "%s: running shutdown action %s",
 	       trigger == TRIGGER_PANIC ? "on_panic" : "on_restart", action_name(action));
-	if (action == ACTION_DUMP)
+	if (action == ACTION_DUMP_REIPL)
+		set_dump_reipl_block();
+	if (action == ACTION_DUMP || action == ACTION_DUMP_REIPL)
 		reipl_dump_device();
 	stop_run(trigger);
 }

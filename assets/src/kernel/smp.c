@@ -4,6 +4,9 @@
 #include "kernel.h"
 
 unsigned long lowcore_ptr[MAX_CPUS];
+/* Logical CPU numbers (what the rest of the kernel indexes by) to CPU addresses (what SIGP
+ * names), as Linux keeps them apart: the IPL CPU is logical 0; addresses may have gaps. */
+unsigned int cpu_address[MAX_CPUS];
 static unsigned long process_stack[MAX_CPUS];
 static volatile int cpu_online[MAX_CPUS];
 
@@ -108,13 +111,18 @@ static void smp_start_secondary(unsigned long cpu)
 	call_on_stack(cpu, process_stack[cpu], cpu_loop);
 }
 
-/* How many CPUs this LPAR has: SIGP SENSE answers "not operational" (cc 3) past the last. */
+/* Which CPUs this LPAR has: every address SIGP SENSE does not answer "not operational"
+ * (cc 3) for, looked at all through, as Linux's SCLP CPU list would give them. */
 static unsigned int smp_detect_cpus(void)
 {
+	unsigned short self;
 	unsigned int n = 1;
 
-	while (n < MAX_CPUS && sigp(n, SIGP_SENSE, 0, NULL) != SIGP_CC_NOT_OPERATIONAL)
-		n++;
+	asm volatile("stap %0" : "=Q" (self));
+	cpu_address[0] = self;
+	for (unsigned int address = 0; address < MAX_CPUS && n < MAX_CPUS; address++)
+		if (address != self && sigp(address, SIGP_SENSE, 0, NULL) != SIGP_CC_NOT_OPERATIONAL)
+			cpu_address[n++] = address;
 	return n;
 }
 
@@ -135,12 +143,12 @@ static void smp_start_cpu(unsigned int cpu)
 	int cc;
 
 	setup_lowcore(cpu, lc);
-	cc = sigp(cpu, SIGP_SET_PREFIX, lc, &status);
+	cc = sigp(cpu_address[cpu], SIGP_SET_PREFIX, lc, &status);
 	if (cc != SIGP_CC_ORDER_CODE_ACCEPTED) {
 		printk(KERN_ERR, "smp: set prefix of CPU %u failed: cc %d status %08x", cpu, cc, status);
 		return;
 	}
-	sigp(cpu, SIGP_RESTART, 0, NULL);
+	sigp(cpu_address[cpu], SIGP_RESTART, 0, NULL);
 	if (!wait_online(cpu))
 		printk(KERN_ERR, "smp: CPU %u did not come online", cpu);
 }
@@ -168,21 +176,51 @@ void smp_send_stop(void)
 
 		if (cpu == self)
 			continue;
-		sigp(cpu, SIGP_STOP, 0, NULL);
-		while (sigp(cpu, SIGP_SENSE, 0, &status) == SIGP_CC_BUSY ||
+		sigp(cpu_address[cpu], SIGP_STOP, 0, NULL);
+		while (sigp(cpu_address[cpu], SIGP_SENSE, 0, &status) == SIGP_CC_BUSY ||
 		       !(status & SIGP_STATUS_STOPPED))
 			status = 0;
 	}
 }
 
+/* Wait until SIGP SENSE reports the CPU stopped. */
+void smp_wait_stopped(unsigned int cpu)
+{
+	unsigned int status = 0;
+
+	while (sigp(cpu_address[cpu], SIGP_SENSE, 0, &status) == SIGP_CC_BUSY ||
+	       !(status & SIGP_STATUS_STOPPED))
+		status = 0;
+}
+
+/* Run fn(data) on the IPL CPU, as Linux's smp_call_ipl_cpu does before kdump: directly when
+ * we are it; otherwise through its restart interruption (restart_fn, restart_data and
+ * restart_source in its lowcore, then SIGP RESTART, which also starts it from the stopped
+ * state), and this CPU stops so that the IPL CPU can store its status. */
+void smp_call_ipl_cpu(void (*fn)(unsigned long), unsigned long data)
+{
+	unsigned int self = smp_processor_id();
+	unsigned long lc = lowcore_ptr[0];	/* the IPL CPU is logical 0 */
+
+	if (self == 0) {
+		fn(data);
+		return;
+	}
+	*(unsigned long *)(lc + LC_RESTART_FN) = (unsigned long)fn;
+	*(unsigned long *)(lc + LC_RESTART_DATA) = data;
+	*(unsigned long *)(lc + LC_RESTART_SOURCE) = self;
+	sigp(cpu_address[0], SIGP_RESTART, 0, NULL);
+	smp_stop_self();
+}
+
 void smp_stop_self(void)
 {
-	sigp(smp_processor_id(), SIGP_STOP, 0, NULL);
+	sigp(cpu_address[smp_processor_id()], SIGP_STOP, 0, NULL);
 	for (;;)
 		;
 }
 
 void smp_emergency_signal(unsigned int cpu)
 {
-	sigp(cpu, SIGP_EMERGENCY_SIGNAL, 0, NULL);
+	sigp(cpu_address[cpu], SIGP_EMERGENCY_SIGNAL, 0, NULL);
 }

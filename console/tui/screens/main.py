@@ -70,6 +70,9 @@ def _tab_bindings() -> list[BindingType]:
             for n, tab in enumerate(TABS, start=1)]
 
 
+# Events about the session, not the machine's history (machine/events.py): not counted.
+ASIDE_KINDS = frozenset({"rewind", "checkpoint", "stage_stop"})
+
 class MainScreen(Screen[None]):
     """The HMC: everything the operator sees and does."""
 
@@ -88,6 +91,7 @@ class MainScreen(Screen[None]):
         self.os_store = LogStore()
         self.hw_store = LogStore()
         self.timeline = Timeline()
+        self._machine_events: list[Event] = []  # this LPAR's, for a rewind to cut back
         self.progress = DumpProgress()
         self.dumps: list[DumpRecord] = []
         self.frame: Frame | None = None
@@ -178,8 +182,23 @@ class MainScreen(Screen[None]):
                 self.show_frame(self.frame)
         self.set_timer(DETAIL_REDRAW_S, redraw)
 
+    def _remember(self, events: tuple[Event, ...]) -> bool:
+        """Keep the machine's own events of this LPAR; after a `rewind` event only the ones
+        that still stand. True if the batch had a rewind (the timeline is rebuilt)."""
+        rewound = False
+        for event in events:
+            if event.kind == "rewind":
+                del self._machine_events[event.events:]  # type: ignore[attr-defined]
+                rewound = True
+            elif event.kind not in ASIDE_KINDS:
+                if event.kind == "hmc" and event.operation == "activate":  # type: ignore[attr-defined]
+                    self._machine_events = []
+                self._machine_events.append(event)
+        return rewound
+
     def feed_events(self, events: tuple[Event, ...]) -> None:
         """Take a batch of events into the logs, the timeline, progress and the dumps."""
+        rewound = self._remember(events)
         program = self.frame.snapshot.program if self.frame and self.frame.snapshot else None
         os_lines, hw_lines = [], []
         for event in events:
@@ -196,7 +215,12 @@ class MainScreen(Screen[None]):
             self.query_one(OsMessages).append(os_lines)
         if hw_lines:
             self.query_one(HardwareMessages).append(hw_lines)
-        changed = self.timeline.feed(events)
+        if rewound:  # the machine went back: the timeline shows what still stands
+            self.timeline.reset()
+            self.timeline.feed(self._machine_events)
+            changed = True
+        else:
+            changed = self.timeline.feed(events)
         changed |= self.progress.feed(events)
         if changed or any(e.kind == "dump_written" for e in events):
             self.query_one(WorkflowPane).refresh_all()

@@ -44,10 +44,10 @@ def _stage(event: Event, program: str | None) -> list[tuple[str, str]]:
 
 def _dump_written(event: Event, program: str | None) -> list[tuple[str, str]]:
     size = int(field_of(event, "bytes", default=0))
-    seconds = float(field_of(event, "seconds", default=0.0))
+    seconds = field_of(event, "seconds", default=0.0)
+    took = "" if seconds is None else f", {float(seconds):.3f} s"  # None: a recording
     text = (f"Dump written: {field_of(event, 'path', default='?')} "
-            f"({field_of(event, 'format', default='?')}, {size / 2**20:.1f} MiB, "
-            f"{seconds:.3f} s)")
+            f"({field_of(event, 'format', default='?')}, {size / 2**20:.1f} MiB{took})")
     return [(text, "ok")]
 
 

@@ -1,5 +1,5 @@
 """Disassembly (capstone) around the PSW of the selected CPU, with the symbols of the asset
-ELFs. Decoding starts at the start of the function around the PSW, a known instruction
+ELFs and their C source lines (DWARF line tables) interleaved. Decoding starts at the start of the function around the PSW, a known instruction
 boundary, because s390x instructions are 2, 4 or 6 bytes long and cannot be decoded
 backwards."""
 
@@ -14,6 +14,7 @@ from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widgets import Static
 
+from console.control.commands import source_line
 from console.control.runner import ProbeError
 from console.tui.widgets.inspect import symbols
 from console.tui.widgets.render import update_static
@@ -34,6 +35,8 @@ class CodeWindow:
     data: bytes
     program: str | None
     breakpoints: frozenset[int] = frozenset()
+    # (address, "file:line  text") where a new C source line begins (the DWARF line table)
+    sources: tuple[tuple[int, str], ...] = ()
 
 
 def code_probe(cpu_index: int):  # type: ignore[no-untyped-def]
@@ -48,8 +51,19 @@ def code_probe(cpu_index: int):  # type: ignore[no-untyped-def]
         end = min(psw + AHEAD, lpar.profile.memory)
         data = lpar.read(start, end - start) if end > start else b""
         return CodeWindow(cpu_index, psw, start, data, snapshot.program,
-                          lpar.breakpoints.addresses)
+                          lpar.breakpoints.addresses, _sources(lpar, start, end))
     return probe
+
+
+def _sources(lpar: Lpar, start: int, end: int) -> tuple[tuple[int, str], ...]:
+    """Where each source line begins in [start, end) (instructions start at even addresses)."""
+    found, previous = [], None
+    for address in range(start, end, 2):
+        line = source_line(lpar, address)
+        if line is not None and line != previous:
+            found.append((address, f"{line}  {line.text().strip()}"))
+        previous = line
+    return tuple(found)
 
 
 @functools.lru_cache(maxsize=1)
@@ -60,10 +74,14 @@ def _engine() -> capstone.Cs:
 def disassemble(window: CodeWindow, breakpoints: set[int]) -> list[Content]:
     """One line per instruction (and a label line where a symbol starts)."""
     lines: list[Content] = []
+    sources = dict(window.sources)
     for insn in _engine().disasm(window.data, window.start):
         name = symbols.symbolize(insn.address, window.program)
         if name and "+" not in name:
             lines.append(Content.from_markup("[b $accent]$name:[/]", name=name))
+        if insn.address in sources:
+            lines.append(Content.from_markup("[$foreground-muted]    $s[/]",
+                                             s=sources[insn.address]))
         here = insn.address == window.psw
         mark = "▶" if here else ("●" if insn.address in breakpoints else " ")
         comment = _target_comment(insn.op_str, window.program)

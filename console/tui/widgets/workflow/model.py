@@ -349,7 +349,7 @@ class DumpRecord:
     path: str
     format: str
     bytes: int
-    seconds: float
+    seconds: float | None  # None: not shown (a recording leaves out host measures)
     t: int
 
     @property
@@ -361,4 +361,8 @@ def dump_record(event: Event) -> DumpRecord:
     return DumpRecord(str(field_of(event, "path", default="")),
                       str(field_of(event, "format", default="?")),
                       int(field_of(event, "bytes", default=0)),
-                      float(field_of(event, "seconds", default=0.0)), event.t)
+                      _seconds(field_of(event, "seconds", default=0.0)), event.t)
+
+
+def _seconds(value: Any) -> float | None:
+    return None if value is None else float(value)

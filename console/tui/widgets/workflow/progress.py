@@ -66,14 +66,18 @@ def chart(dumps: list[DumpRecord]) -> Content:
                                    "dump once they exist.[/]")
     rows = sorted(latest.values(), key=lambda record: record.label, reverse=True)
     biggest = max(record.bytes for record in rows)
-    slowest = max(record.seconds for record in rows)
+    timed = all(record.seconds is not None for record in rows)
+    slowest = max(record.seconds or 0.0 for record in rows)
     lines = [Content.from_markup("[b]Dumps of this run[/] (size, and the time the machine "
-                                 "took to write each file)")]
+                                 "took to write each file)" if timed else
+                                 "[b]Dumps of this run[/] (size)")]
     for record in rows:
         style = "$success" if record.format == "elf" else "$warning"
         lines.append(Content.from_markup(
             f"$label size [{style}]$bar[/] $size MiB", label=f"{record.label:<13}",
             bar=bar(record.bytes, biggest).ljust(CHART_WIDTH), size=f"{record.bytes / MiB:8.1f}"))
+        if not timed or record.seconds is None:
+            continue
         lines.append(Content.from_markup(
             f"$label time [{style}]$bar[/] $secs s", label=" " * 13,
             bar=bar(record.seconds, slowest).ljust(CHART_WIDTH), secs=f"{record.seconds:8.3f}"))

@@ -5,8 +5,11 @@ Marks are characters as well as colours: `✔` done, `✘` failed, `▶` running
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from textual import on
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.message import Message
@@ -72,10 +75,26 @@ def stage_detail(record: StageRecord) -> Content:
     return Content("\n").join(lines)
 
 
+# The machine's name of a story stage, where they differ (`rewind STAGE` takes the machine's).
+MACHINE_STAGE = {"kdump-load": "kexec-load", "reipl": "ipl"}
+
+
 class StageList(OptionList):
-    """The stages in story order; selecting one shows its detail."""
+    """The stages in story order; selecting one shows its detail; `r` rewinds to it."""
 
     HELP_TOPIC = "workflow"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("r", "rewind", "Rewind here", id="workflow.rewind", show=False,
+                tooltip="Put the machine back to where the selected stage began"),
+    ]
+
+    def action_rewind(self) -> None:
+        if self.highlighted is None:
+            return
+        name = self.get_option_at_index(self.highlighted).id or ""
+        submit = getattr(self.app, "submit", None)
+        if submit is not None:
+            submit(f"rewind {MACHINE_STAGE.get(name, name)}")
 
     class Selected(Message):
         def __init__(self, name: str) -> None:
