@@ -18,7 +18,8 @@ from machine.lpar import CpuSnapshot
 # LPAR status (as the HMC shows it) -> style of its badge.
 STATUS_STYLES = {"not activated": "$foreground-muted", "not operating": "bold $warning",
                  "operating": "bold $success", "exceptions": "bold reverse $error"}
-NARROW_COLUMNS = 110  # as MainScreen's -narrow
+NARROW_COLUMNS = 110  # as MainScreen's -narrow: CPU badges abbreviated below
+TITLE_COLUMNS = 100  # the status line leaves out its title below
 CPU_STYLES = {"stopped": "$warning", "operating": "bold $success", "wait": "$primary",
               "disabled wait": "bold reverse $error", "check stop": "bold reverse $error"}
 
@@ -97,11 +98,14 @@ class LparStatus(Static):
         self.update(status_markup(None, self.lpar_name, narrow=self._narrow()))
 
     def on_resize(self) -> None:
+        # Mounted at width 0 (before the first layout): drawn again at the real width.
         if self.frame is not None:
             self.show(self.frame)
+        else:
+            self.update(status_markup(None, self.lpar_name, narrow=self._narrow()))
 
     def _narrow(self) -> bool:
-        return self.size.width < NARROW_COLUMNS
+        return self.app.size.width < TITLE_COLUMNS  # the terminal's width
 
     def show(self, frame: Frame) -> None:
         self.frame = frame
@@ -123,7 +127,7 @@ class CpuBadges(Static):
             self.update(Content.from_markup("[$foreground-muted]No CPUs: the LPAR is not "
                                             "activated (press [b]a[/] to Activate)[/]"))
             return
-        short = self.size.width < NARROW_COLUMNS
+        short = self.app.size.width < NARROW_COLUMNS
         badges = [cpu_badge(cpu, snapshot.program, short=short) for cpu in snapshot.cpus]
         update_static(self, Content(" " if short else "  ").join(badges))
 
