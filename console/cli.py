@@ -215,8 +215,7 @@ def console_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             # (docs/CONSOLE.md); a command, so that the journal has it and a replay holds
             # where this run held.
             app.session.execute("stage-stop on")
-            app.run()
-    return EXIT_OK
+            return app.run_console()  # 70 after one line naming console.log on a crash
 
 
 def _add_dump_file_commands(subcommands: Any) -> None:

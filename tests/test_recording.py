@@ -320,8 +320,8 @@ def test_a_live_session_is_recorded_with_host_times_capped_and_a_journal_that_re
     cast, journal = tmp_path / "live.cast", tmp_path / "live.jsonl"
     argv = [sys.executable, "-m", "console.cli", "--record", str(cast), "--idle-limit", "0.5",
             "--workdir", str(tmp_path / "work")]
-    # Tab leaves the command line; a activates the LPAR; Ctrl+Q quits.
-    assert drive_in_a_terminal(argv, [b"\t", b"a", b"\x11"], (100, 30)) == 0
+    # The focus starts on the log (issue 10): a activates the LPAR; Ctrl+Q quits.
+    assert drive_in_a_terminal(argv, [b"a", b"\x11"], (100, 30)) == 0
     header, events = check_asciicast_v2(cast)
     assert (header["width"], header["height"]) == (100, 30)
     assert header["idle_time_limit"] == 0.5

@@ -45,9 +45,10 @@ def lab(name: str) -> Lab:
     return found
 
 
-def make_lab_app(name: str, workdir: Path) -> tuple[LabApp, EventLog]:
-    """A held console with lab `name`, and a log of every event of its session."""
-    app = LabApp(lab(name), workdir, running=False)
+def make_lab_app(name: str, workdir: Path, *, running: bool = False) -> tuple[LabApp, EventLog]:
+    """A console (held unless `running`) with lab `name`, and a log of every event of its
+    session."""
+    app = LabApp(lab(name), workdir, running=running)
     return app, EventLog(app.session.bus)
 
 

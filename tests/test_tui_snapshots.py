@@ -17,7 +17,9 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 import console.tui.screens.main as main_screen
+from console.training.labs import load_labs
 from console.tui.app import DumpLabApp
+from console.tui.screens.lab import LabApp
 from console.tui.widgets.workflow.model import DumpRecord
 from machine.events import Event
 from machine.paths import program_path
@@ -45,6 +47,12 @@ def steady_screen(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def console(tmp_path: Path) -> DumpLabApp:
     return DumpLabApp(tmp_path / "work", overrides={"cpus": 2}, running=False)
+
+
+def lab_console(tmp_path: Path) -> LabApp:
+    found = load_labs().find("hung-system")
+    assert found is not None
+    return LabApp(found, tmp_path / "work", running=False)
 
 
 async def run_commands(pilot: Pilot, lines: tuple[str, ...]) -> None:
@@ -79,12 +87,54 @@ def test_main_screen_after_boot_at_80x24(snap_compare, tmp_path: Path) -> None:
     assert snap_compare(console(tmp_path), terminal_size=(80, 24), run_before=before)
 
 
+def test_main_screen_after_boot_at_160x48(snap_compare, tmp_path: Path) -> None:
+    async def before(pilot: Pilot) -> None:
+        await run_commands(pilot, BOOT)
+        await pilot.press("escape")
+    assert snap_compare(console(tmp_path), terminal_size=(160, 48), run_before=before)
+
+
+def test_main_screen_with_eight_cpus_at_80x24(snap_compare, tmp_path: Path) -> None:
+    """Eight CPU badges and the run state still fit at 80×24."""
+    async def before(pilot: Pilot) -> None:
+        await run_commands(pilot, BOOT)
+        await pilot.press("escape")
+    app = DumpLabApp(tmp_path / "work", overrides={"cpus": 8}, running=False)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=before)
+
+
+def test_lab_screen_at_80x24(snap_compare, tmp_path: Path) -> None:
+    """Under 100 columns the lab sidebar is a one-line step bar."""
+    async def before(pilot: Pilot) -> None:
+        app = pilot.app
+        await until(pilot, lambda: app.lab_progress.status == "open", "step 1 open")
+        await pilot.pause(0.3)
+    assert snap_compare(lab_console(tmp_path), terminal_size=(80, 24), run_before=before)
+
+
+def test_lab_screen_at_160x48(snap_compare, tmp_path: Path) -> None:
+    async def before(pilot: Pilot) -> None:
+        app = pilot.app
+        await until(pilot, lambda: app.lab_progress.status == "open", "step 1 open")
+        await pilot.pause(0.3)
+    assert snap_compare(lab_console(tmp_path), terminal_size=(160, 48), run_before=before)
+
+
 @pytest.mark.skipif(not program_path("purgatory").is_file(), reason="kdump is not built")
 def test_timeline_after_kdump(snap_compare, tmp_path: Path) -> None:
     async def before(pilot: Pilot) -> None:
         await run_commands(pilot, KDUMP)
         await show_stage(pilot, "purgatory-verify")
     assert snap_compare(console(tmp_path), terminal_size=(140, 40), run_before=before)
+
+
+@pytest.mark.skipif(not program_path("purgatory").is_file(), reason="kdump is not built")
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)])
+def test_timeline_after_kdump_at(size: tuple[int, int], snap_compare, tmp_path: Path) -> None:
+    async def before(pilot: Pilot) -> None:
+        await run_commands(pilot, KDUMP)
+        await show_stage(pilot, "notes")
+    assert snap_compare(console(tmp_path), terminal_size=size, run_before=before)
 
 
 @pytest.mark.skipif(not program_path("dumper").is_file(), reason="the dumper is not built")

@@ -1024,14 +1024,17 @@ def _run_wait_for(session: OperatorSession, args: Mapping[str, Any]) -> CommandR
                                     "stage-stop off)")
     if event is None:
         return timed_out
-    return _done(f"{_describe_event(event)} at {format_time(event.t)}", event.to_dict())
+    detail = getattr(event, "detail", "") if event.kind == "stage" else ""
+    return _done(f"{_describe_event(event)} at {format_time(event.t)}"
+                 + (f": {detail}" if detail else ""), event.to_dict())
 
 
 def _describe_event(event: Event) -> str:
     if event.kind == "console":
         return f"Console: {getattr(event, 'text', '').strip()}"
     if event.kind == "stage":
-        return f"Stage {getattr(event, 'stage', '?')} done"
+        # Its own status: a failed stage is no "done" (F7 and `wait-for event stage` see all).
+        return f"Stage {getattr(event, 'stage', '?')} {getattr(event, 'status', '?')}"
     if event.kind == "wait":
         return f"CPU {event.cpu} entered disabled wait (code {getattr(event, 'code', 0):#x})"
     cpu = f" on CPU {event.cpu}" if event.cpu is not None else ""

@@ -272,7 +272,10 @@ class LabRun:
         self._log = EventLog(session.bus)
         self._baseline = self._files()
         self._current = StepResult(lab.steps[0].title, "open")
-        self._step_event = self._step_command = 0  # where the current step began
+        self._step_event = self._step_command = 0  # where the current step's checks look from
+        # Where the events and commands stood when the current step's check first passed: the
+        # next step's checks look from there (docs/LABS.md, "What a step's check sees").
+        self._passed_at: tuple[int, int] | None = None
 
     # -- state -------------------------------------------------------------------------------
 
@@ -325,7 +328,11 @@ class LabRun:
     def start_step(self) -> list[HistoryEntry]:
         """Run the current step's setup; LabSetupError at the first command that fails."""
         self._current = StepResult(self.step.title, "open")
-        self._step_event, self._step_command = len(self._log.events), len(self.commands)
+        # In the console the machine runs on while a passed step waits for the trainee to go
+        # on: what it did meanwhile (a dump written, a restart) belongs to the next step.
+        self._step_event, self._step_command = self._passed_at or (len(self._log.events),
+                                                                   len(self.commands))
+        self._passed_at = None
         done = []
         for line in self.step.setup:
             result = self.execute(line)
@@ -369,7 +376,10 @@ class LabRun:
 
     def check(self) -> Verdict:
         """The current step's check, now."""
-        return self.step.check.evaluate(self.context())
+        verdict = self.step.check.evaluate(self.context())
+        if verdict.ok and self._passed_at is None:
+            self._passed_at = (len(self._log.events), len(self.commands))
+        return verdict
 
     def question_closed(self) -> bool:
         """True when the step's question has no attempts left and was not answered right."""

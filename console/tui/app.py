@@ -9,6 +9,7 @@ the operator does becomes a command line for the command layer.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -16,11 +17,12 @@ from typing import Any, ClassVar
 from textual import on, work
 from textual.app import App
 from textual.binding import Binding, BindingType
-from textual.css.query import NoMatches
 
+from console.control.exits import EXIT_OK, EXIT_SOFTWARE
 from console.control.runner import DEFAULT_SPEED, SPEEDS, Runner
 from console.control.session import Session
 from console.tui.bridge import CommandDone, EventsArrived, FrameReady, GoToAddress, RunnerBridge
+from console.tui.crash import CrashGuard, guard_dispatch, install_width_guard
 from console.tui.screens.dialogs import CommandPrompt, HelpScreen, OpenDumpScreen
 from console.tui.screens.main import MainScreen
 from console.tui.screens.palette import DumpLabCommands
@@ -81,6 +83,10 @@ class DumpLabApp(App[None]):
         self.prompt_history = CommandHistory()
         self._log_handler: logging.Handler | None = None
         self._cards: list[Card] = []  # stage cards waiting to be shown
+        self.crashes = CrashGuard(self.workdir)
+        install_width_guard()
+        self._crashed = False
+        guard_dispatch(self, self.contain)
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -163,14 +169,49 @@ class DumpLabApp(App[None]):
             return
         try:
             show(what)
-        except Exception as error:
-            log.exception("the console failed to show %s", type(what).__name__)
-            try:
-                self.main.acknowledge(f"internal error in the console: "
-                                      f"{type(error).__name__} (details in "
-                                      f"{self.workdir / 'console.log'})", "refused")
-            except NoMatches:  # the screen is being taken down
-                pass
+        except Exception as error:  # noqa: BLE001 - contained: logged with its traceback
+            self.contain(error, f"showing {type(what).__name__}")
+
+    # -- crash containment (console/tui/crash.py) -----------------------------------------
+
+    def _register(self, parent: Any, *widgets: Any, **kwargs: Any) -> Any:
+        for widget in widgets:  # every widget's handlers, Textual's own included
+            guard_dispatch(widget, self.contain)
+        return super()._register(parent, *widgets, **kwargs)
+
+    def _handle_exception(self, error: Exception) -> None:
+        """What Textual reports itself (layout, rendering, workers): contained the same way,
+        instead of Textual's traceback over the screen and exit."""
+        self.contain(error, "Textual")
+
+    def contain(self, error: BaseException, where: str) -> None:
+        """Log an internal error, say it in one line, go on; or stop with status 70 when the
+        console cannot go on (not started yet, or a crash loop)."""
+        if self._crashed:
+            return
+        goes_on = self.crashes.record(error, where) and self.main.is_attached
+        if not goes_on:
+            self._crashed = True
+            self.crashes.write("the console cannot go on: it stops with status 70\n")
+            self.exit(return_code=EXIT_SOFTWARE)
+            return
+        try:
+            self.main.report_internal_error(self.crashes.one_line(error))
+        except Exception:  # noqa: BLE001, S110 - the report must not fail the containment
+            pass
+
+    def run_console(self) -> int:
+        """Run until the operator quits: 0, or 70 after one line naming console.log if the
+        console could not go on."""
+        try:
+            self.run()
+        except Exception as error:  # noqa: BLE001 - whatever escaped Textual: log, one line
+            self.crashes.record(error, "the console app")
+            self._crashed = True
+        if self._crashed or self.return_code == EXIT_SOFTWARE:
+            sys.stderr.write(self.crashes.fatal_line())
+            return EXIT_SOFTWARE
+        return EXIT_OK
 
     # -- commands ------------------------------------------------------------------------
 

@@ -17,12 +17,15 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from textual import on
+from textual import events, on
 from textual.binding import Binding, BindingType
+from textual.content import Content
 from textual.message import Message
+from textual.widgets import Static
 
+from console.control.exits import EXIT_SOFTWARE
 from console.control.runner import DEFAULT_SPEED, Outcome
-from console.training.labs import Lab
+from console.training.labs import Lab, Score
 from console.tui.app import HELP_DIR, DumpLabApp
 from console.tui.screens.dialogs import ConfirmScreen
 from console.tui.screens.main import MainScreen
@@ -39,6 +42,9 @@ if TYPE_CHECKING:
 # (a new frame): in the console the machine runs between commands, and a step can pass
 # because the system did something, not only because the trainee typed.
 AUTO_CHECK_S = 0.5
+# Under this width the sidebar gives the views its room: one line under them says the step
+# (L opens the sidebar).
+STEP_BAR_COLUMNS = 100
 EXIT_PASSED, EXIT_NOT_PASSED, EXIT_NO_TERMINAL = 0, 1, 2
 
 
@@ -97,6 +103,8 @@ class LabScreen(MainScreen):
         # MainScreen.on_mount runs after this one (Textual calls both): it focuses the OS
         # command line, so the sidebar takes the focus after the first refresh.
         await self.query_one("#body").mount(LabSidebar(self.lab_progress, id="lab-sidebar"))
+        await self.mount(Static("", id="lab-bar"), before="#ack")
+        self._show_step_bar()
         self.set_interval(AUTO_CHECK_S, self._auto_check)
         self.call_after_refresh(self._welcome)
 
@@ -132,8 +140,23 @@ class LabScreen(MainScreen):
             return
         for sidebar in self.query(LabSidebar):  # none yet: it draws the model when mounted
             sidebar.show()
+        self._show_step_bar()
         if (self.lab_progress.index, self.lab_progress.status) != before:
             self._announce()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.set_class(event.size.width < STEP_BAR_COLUMNS, "-step-bar")
+
+    def _show_step_bar(self) -> None:
+        """The one-line step bar of narrow screens: marks, the step, the check's status."""
+        progress = self.lab_progress
+        text, severity = progress.status_line()
+        style = {"ok": "bold $success", "refused": "bold $error"}.get(severity, "$foreground")
+        for bar in self.query("#lab-bar").results(Static):
+            bar.update(Content.from_markup(
+                f"[b]Lab $number[/] $marks  $heading  [{style}]$status[/]  "
+                "[$foreground-muted](L: the lab)[/]", number=str(progress.lab.number),
+                marks=progress.marks(), heading=progress.heading(), status=text))
 
     def _announce(self) -> None:
         """Say a change of the step on the acknowledgement line too: the sidebar may be
@@ -212,6 +235,7 @@ class LabScreen(MainScreen):
             return
         outcome = self.lab_progress.leave_step()
         self.sidebar.show()
+        self._show_step_bar()
         driver = self.lab_app.driver
         self.lab_app.runner.call(lambda session: driver.advance(outcome))
 
@@ -300,6 +324,21 @@ class LabApp(DumpLabApp):
             self.main.queue_check()
         return ticket
 
+    def score_summary(self) -> str:
+        """What the terminal shows once the console closed: the lab, each step's mark, and the
+        score as the text mode prints it (steps not reached count as not passed)."""
+        progress = self.lab_progress
+        passed = sum(outcome == PASSED for outcome in progress.outcomes)
+        if progress.status == PASSED:
+            passed += 1  # passed, but the trainee did not press > before quitting
+        hints = sum(result.hints_used for result in self.driver.run.results)
+        hints += 0 if progress.over else len(progress.hints)
+        failed = sum(outcome == FAILED for outcome in progress.outcomes)
+        score = progress.score or Score(progress.total, passed, failed,
+                                        progress.total - passed - failed, hints)
+        return (f"Lab {self.lab.number}: {self.lab.title}\n"
+                f"  {progress.marks()}\n  {score.line()}\n")
+
     @property
     def exit_status(self) -> int:
         """0 if every step's check passed, 1 otherwise."""
@@ -328,5 +367,7 @@ def run_lab(lab: Lab, workdir: Path) -> int:
         sys.stderr.write(problem)
         return EXIT_NO_TERMINAL
     app = LabApp(lab, workdir)
-    app.run()
+    if app.run_console() == EXIT_SOFTWARE:
+        return EXIT_SOFTWARE  # the one line naming console.log is said
+    sys.stdout.write(app.score_summary())
     return app.exit_status

@@ -97,6 +97,9 @@ class LoadForm(ModalScreen[LoadRequest | None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel", id="load.cancel"),
         Binding("ctrl+s", "submit", "Load", id="load.submit"),
+        # The type from the address field, without Shift+Tab back to the radio buttons.
+        Binding("up", "load_type(-1)", "Type ↑", show=False, id="load.type-previous"),
+        Binding("down", "load_type(1)", "Type ↓", show=False, id="load.type-next"),
     ]
 
     def __init__(self, devices: Sequence[Device], load_type: str = "normal") -> None:
@@ -106,25 +109,28 @@ class LoadForm(ModalScreen[LoadRequest | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="load-dialog", classes="dialog"):
-            yield Static("[b]Load[/]  (Tab: next field, Enter or Ctrl+S: load, Esc: cancel)",
-                         classes="dialog-title")
+            yield Static("[b]Load[/]  (↑↓: type, Tab: next field, Enter or Ctrl+S: load, "
+                         "Esc: cancel)", classes="dialog-title")
             with RadioSet(id="load-type"):
                 for name in LOAD_TYPES:
                     yield RadioButton(self._type_label(name, name == self.initial_type),
                                       value=name == self.initial_type, id=f"type-{name}")
             with Grid(id="load-fields"):
                 yield Label("Load address")
-                yield Input(default_device(self.initial_type, self.devices), id="load-address")
+                # Not selected on focus: a Space or a digit must not erase the device number.
+                yield Input(default_device(self.initial_type, self.devices), id="load-address",
+                            select_on_focus=False)
                 yield Label("", id="load-address-error", classes="field-error")
                 yield Label("Load parameter")
-                yield Input("", placeholder="optional, up to 8", id="load-parm")
+                yield Input("", placeholder="optional, up to 8", id="load-parm",
+                            select_on_focus=False)
                 yield Label("", id="load-parm-error", classes="field-error")
                 yield Label("Store status")
                 yield Checkbox("yes" if self.initial_type == "dump" else "no",
                                self.initial_type == "dump", id="load-store")
                 yield Label("", id="load-store-error", classes="field-error")
                 yield Label("Time-out (s)")
-                yield Input(str(DEFAULT_TIMEOUT), id="load-timeout")
+                yield Input(str(DEFAULT_TIMEOUT), id="load-timeout", select_on_focus=False)
                 yield Label("", id="load-timeout-error", classes="field-error")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Load", variant="primary", id="load-ok")
@@ -140,6 +146,10 @@ class LoadForm(ModalScreen[LoadRequest | None]):
     def on_mount(self) -> None:
         self.query_one("#load-address", Input).focus()
         self._validate()
+
+    def action_load_type(self, delta: int) -> None:
+        index = (LOAD_TYPES.index(self.load_type) + delta) % len(LOAD_TYPES)
+        self.query_one(f"#type-{LOAD_TYPES[index]}", RadioButton).value = True
 
     # -- the fields ----------------------------------------------------------------------
 

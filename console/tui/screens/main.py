@@ -130,9 +130,12 @@ class MainScreen(Screen[None]):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.query_one(OsMessages).focus_command_line()
-        self.acknowledge("Welcome. Press a to Activate, l to Load (Esc leaves a text field; "
-                         "F2: tasks, F1: help, Ctrl+P: every command).", "info")
+        # The keys of the welcome line must work at once: the focus starts on the log, not
+        # in the OS command line (where `a` would be typed). `o` goes to the command line.
+        self.query_one("#os-log").focus()
+        self.acknowledge("Welcome. Press a to Activate, then l to Load. F5 holds or runs the "
+                         "machine, F6 steps, F7 runs to the next stage; o: OS command line, "
+                         "F2: tasks, F1: help, Ctrl+P: every command.", "info")
 
     # -- what the machine says -------------------------------------------------------------
 
@@ -156,7 +159,8 @@ class MainScreen(Screen[None]):
         elif active == "tab-code":
             self.query_one(DisassemblyView).show(frame.probes.get("code"))
         elif active == "tab-workflow":
-            self.query_one(WorkflowPane).set_regions(self.regions)
+            self.query_one(WorkflowPane).set_regions(
+                self.regions, facts.memory if isinstance(facts, StorageFacts) else None)
 
     def _detail_due(self, frame: Frame) -> bool:
         moment = time.monotonic()
@@ -246,6 +250,12 @@ class MainScreen(Screen[None]):
         self.acknowledge(text, severity)
         if rest and outcome.source == "prompt":
             self.show_tab("tab-hardware")
+
+    def report_internal_error(self, text: str) -> None:
+        """One line in hardware messages and on the acknowledgement line (crash containment,
+        console/tui/crash.py)."""
+        self.query_one(HardwareMessages).append(self.hw_store.add(text, "error"))
+        self.acknowledge(text, "refused")
 
     def acknowledge(self, text: str, severity: str) -> None:
         style = {"ok": "bold $success", "refused": "bold $error", "info": "$foreground"}[severity]

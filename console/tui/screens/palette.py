@@ -36,6 +36,7 @@ class Entry:
     title: str
     help: str
     run: Callable[[], object]
+    keywords: str = ""  # other words an operator may search for it by (not shown)
 
 
 def needs_arguments(usage: str) -> bool:
@@ -56,6 +57,10 @@ def entries(app: ConsoleHost) -> Iterator[Entry]:
         action = task.action if task.action.startswith("app.") else f"screen.{task.action}"
         yield Entry(f"Task: {task.title} ({key_label(task.key)})", task.help,
                     partial(app.run_action, action))
+    yield Entry("Task: Load the stand-alone dump program (SAD) from the dump device…",
+                "Load form for a dump: device 0200, normal, with store status",
+                partial(app.run_action, "screen.load('dump')"),
+                keywords="stand-alone standalone dump program dumper SAD sadump zipl IPL")
     for pane, title in VIEWS:
         yield Entry(f"View: {title}", f"Show the {title} tab", partial(app.show_tab, pane))
     for speed in SPEEDS:
@@ -79,6 +84,8 @@ class DumpLabCommands(Provider):
         matcher = self.matcher(query)
         for entry in self._entries():
             score = matcher.match(entry.title)
+            shown = matcher.highlight(escape(entry.title)) if score > 0 else escape(entry.title)
+            # The help and the keywords count too ("dump program", "SAD"), a little less.
+            score = max(score, 0.9 * matcher.match(f"{entry.help} {entry.keywords}"))
             if score > 0:
-                yield Hit(score, matcher.highlight(escape(entry.title)), entry.run,
-                          text=entry.title, help=entry.help)
+                yield Hit(score, shown, entry.run, text=entry.title, help=entry.help)

@@ -18,6 +18,8 @@ from machine.lpar import CpuSnapshot
 # LPAR status (as the HMC shows it) -> style of its badge.
 STATUS_STYLES = {"not activated": "$foreground-muted", "not operating": "bold $warning",
                  "operating": "bold $success", "exceptions": "bold reverse $error"}
+NARROW_COLUMNS = 110  # as MainScreen's -narrow: CPU badges abbreviated below
+TITLE_COLUMNS = 100  # the status line leaves out its title below
 CPU_STYLES = {"stopped": "$warning", "operating": "bold $success", "wait": "$primary",
               "disabled wait": "bold reverse $error", "check stop": "bold reverse $error"}
 
@@ -31,19 +33,24 @@ def format_virtual_time(ns: int) -> str:
     return f"{ns / 1_000_000_000:.3f} s"
 
 
-def status_markup(frame: Frame | None, lpar_name: str) -> Content:
-    """The status line: LPAR, status, program, virtual time, run state and speed."""
+def status_markup(frame: Frame | None, lpar_name: str, *, narrow: bool = False) -> Content:
+    """The status line: LPAR, status, run state and speed with the key that changes it, then
+    program and virtual time (first what must stay visible on 80 columns; the title only
+    when there is room)."""
+    title = [] if narrow else ["[b]DumpLab HMC[/]"]
     if frame is None:
-        return Content.from_markup("[b]DumpLab HMC[/]  LPAR $name  starting…", name=lpar_name)
+        return Content.from_markup("  ".join([*title, "LPAR $name  starting…"]),
+                                   name=lpar_name)
     snapshot = frame.snapshot
     status = frame.status
-    parts = ["[b]DumpLab HMC[/]", "LPAR [b]$name[/]",
-             f"[{STATUS_STYLES.get(status, 'bold')}] $status [/]"]
+    parts = [*title, "LPAR [b]$name[/]", f"[{STATUS_STYLES.get(status, 'bold')}] $status [/]"]
+    run = "▶ running" if frame.running else "⏸ held"
+    keys = "F5 hold" if frame.running else "F5 run, F6 step"
+    parts.append(f"[{'$success' if frame.running else 'bold $warning'}]{run}[/] · $speed "
+                 f"[$foreground-muted]({keys})[/]")
     if snapshot is not None:
         parts.append("program [b]$program[/]" if snapshot.program else "no program")
         parts.append("t=$time")
-    run = "▶ running" if frame.running else "⏸ held"
-    parts.append(f"[{'$success' if frame.running else 'bold $warning'}]{run}[/] · $speed")
     if frame.running and snapshot is not None and frame.guest_rate > 0:
         parts.append("[$foreground-muted]$rate[/]")
     if frame.busy:
@@ -56,11 +63,17 @@ def status_markup(frame: Frame | None, lpar_name: str) -> Content:
         rate=f"{format_virtual_time(int(frame.guest_rate))}/s")
 
 
-def cpu_badge(cpu: CpuSnapshot, program: str | None) -> Content:
-    """One CPU: address, state word, P/S and addressing mode, and a disabled-wait code."""
+def cpu_badge(cpu: CpuSnapshot, program: str | None, *, short: bool = False) -> Content:
+    """One CPU: address, state word, P/S and addressing mode, and a disabled-wait code;
+    `short` (narrow screens: eight CPUs on one line of 80 columns) keeps the state word and
+    the code. Spaces inside are non-breaking: a badge wraps whole."""
     flags = state_flags(cpu.state, cpu.psw_mask)
     code = f" {cpu.wait_code:#x}" if cpu.state == "disabled wait" and cpu.wait_code is not None else ""
     style = CPU_STYLES.get(cpu.state, "bold")
+    if short:
+        return Content.from_markup(f"$n[{style}]\u00a0$flags$code\u00a0[/]", n=str(cpu.address),
+                                   flags=flags.split()[0] if flags else "",
+                                   code=code.replace(" ", "\u00a0"))
     where = ""
     if cpu.state == "disabled wait" and cpu.wait_code is not None:
         symbol = symbols.symbolize(cpu.wait_code, program)
@@ -82,11 +95,21 @@ class LparStatus(Static):
         self.frame: Frame | None = None
 
     def on_mount(self) -> None:
-        self.update(status_markup(None, self.lpar_name))
+        self.update(status_markup(None, self.lpar_name, narrow=self._narrow()))
+
+    def on_resize(self) -> None:
+        # Mounted at width 0 (before the first layout): drawn again at the real width.
+        if self.frame is not None:
+            self.show(self.frame)
+        else:
+            self.update(status_markup(None, self.lpar_name, narrow=self._narrow()))
+
+    def _narrow(self) -> bool:
+        return self.app.size.width < TITLE_COLUMNS  # the terminal's width
 
     def show(self, frame: Frame) -> None:
         self.frame = frame
-        update_static(self, status_markup(frame, self.lpar_name))
+        update_static(self, status_markup(frame, self.lpar_name, narrow=self._narrow()))
 
 
 class CpuBadges(Static):
@@ -95,11 +118,19 @@ class CpuBadges(Static):
     HELP_TOPIC = "cpus"
     DEFAULT_CSS = "CpuBadges { height: auto; max-height: 4; padding: 0 1; }"
 
+    frame: Frame | None = None
+
     def show(self, frame: Frame) -> None:
+        self.frame = frame
         snapshot = frame.snapshot
         if snapshot is None or not snapshot.cpus:
             self.update(Content.from_markup("[$foreground-muted]No CPUs: the LPAR is not "
                                             "activated (press [b]a[/] to Activate)[/]"))
             return
-        badges = [cpu_badge(cpu, snapshot.program) for cpu in snapshot.cpus]
-        update_static(self, Content("  ").join(badges))
+        short = self.app.size.width < NARROW_COLUMNS
+        badges = [cpu_badge(cpu, snapshot.program, short=short) for cpu in snapshot.cpus]
+        update_static(self, Content(" " if short else "  ").join(badges))
+
+    def on_resize(self) -> None:
+        if self.frame is not None:
+            self.show(self.frame)

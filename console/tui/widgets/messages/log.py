@@ -60,6 +60,16 @@ class MessageLog(ScrollView, can_focus=True):
         self._visible: list[LogLine] = []
         self._width = 0
         self.held_count = 0  # lines that arrived while held
+        # Whether new lines scroll into view: true until the reader scrolls away from the end.
+        # Not "at the end now": a horizontal scrollbar appearing (long lines at 80 columns)
+        # shrinks the view after the scroll, and the log would stop following for good.
+        self.following = True
+
+    def on_mount(self) -> None:
+        self.watch(self, "scroll_y", self._scrolled, init=False)
+
+    def _scrolled(self, scroll_y: float) -> None:
+        self.following = scroll_y >= self.max_scroll_y
 
     # -- content --------------------------------------------------------------------------
 
@@ -71,7 +81,7 @@ class MessageLog(ScrollView, can_focus=True):
         kept = self.store.keep(lines)
         if not kept:
             return
-        follow = self.is_vertical_scroll_end or not self._visible
+        follow = self.following or not self._visible
         self._extend(kept)
         # The store is bounded: drop what it dropped, so line indexes stay in step.
         oldest = self.store.lines[0].seq if self.store.lines else 0
@@ -79,8 +89,13 @@ class MessageLog(ScrollView, can_focus=True):
             self._visible = [line for line in self._visible if line.seq >= oldest]
         self._resize()
         if follow:
-            self.scroll_end(animate=False, immediate=True, x_axis=False)
+            self._scroll_to_newest()
         self.refresh()
+
+    def _scroll_to_newest(self) -> None:
+        self.scroll_end(animate=False, immediate=True, x_axis=False)
+        # Once laid out again (a scrollbar may have come), the end may be further down.
+        self.call_after_refresh(self.scroll_end, animate=False, x_axis=False)
 
     def refilter(self) -> None:
         """Rebuild the view after the store's filter changed (or hold was released)."""
@@ -88,7 +103,7 @@ class MessageLog(ScrollView, can_focus=True):
         self._width = 0
         self._extend(self.store.visible())
         self._resize()
-        self.scroll_end(animate=False, immediate=True, x_axis=False)
+        self._scroll_to_newest()
         self.refresh()
 
     def watch_held(self, held: bool) -> None:

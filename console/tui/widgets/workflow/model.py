@@ -63,7 +63,7 @@ STORY: tuple[StageInfo, ...] = (
 )
 _BY_NAME = {info.name: info for info in STORY}
 _ALIASES = {alias: info.name for info in STORY for alias in info.aliases}
-_HEX = re.compile(r"\b(?:0x)?([0-9a-f]{4,16})\b", re.IGNORECASE)
+_ADDRESS = re.compile(r"\b0x([0-9a-f]{3,16})\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -108,14 +108,17 @@ class StageRecord:
         self.notes.append((t, text))
         del self.notes[:-MAX_STAGE_EVENTS]
 
-    def addresses(self) -> list[int]:
-        """Addresses named in this stage's details and notes, for go-to."""
+    def addresses(self, storage: int | None = None) -> list[int]:
+        """Addresses named in this stage's details and notes, for go-to: numbers written as
+        addresses (0x...), inside storage when its size is known. A bare run of digits is a
+        date in a file name or a byte count, not an address."""
         texts = [self.detail, *(d for _, _, d in self.history), *(n for _, n in self.notes)]
         found = []
         for text in texts:
-            for match in _HEX.finditer(text):
-                if match.group(0).lower().startswith("0x") or len(match.group(1)) >= 8:
-                    found.append(int(match.group(1), 16))
+            for match in _ADDRESS.finditer(text):
+                address = int(match.group(1), 16)
+                if storage is None or address < storage:
+                    found.append(address)
         return list(dict.fromkeys(found))
 
 
@@ -224,8 +227,12 @@ class Timeline:
         self.stage(name).note(event.t, f"purgatory {mode}: {field_of(event, 'result', default='')}")
 
     def _on_notes_saved(self, event: Event) -> None:
-        address = field_of(event, "address", default=0)
-        self.stage("notes").note(event.t, f"CPU {event.cpu} registers saved at {address:#x}")
+        # The event's CPU is the one running the purgatory; the note is of the CPU with
+        # pr_pid (CPU address + 1) and that prefix.
+        pid = int(field_of(event, "pid", default=0))
+        prefix, address = field_of(event, "prefix", default=0), field_of(event, "address", default=0)
+        self.stage("notes").note(event.t, f"CPU {pid - 1} (pr_pid {pid}, prefix {prefix:#x}): "
+                                          f"registers saved in the note at {address:#x}")
 
     def _on_kdump_boot(self, event: Event) -> None:
         self.stage("kdump-boot").note(event.t, "kdump kernel started")

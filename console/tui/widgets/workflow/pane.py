@@ -25,6 +25,7 @@ class WorkflowPane(Vertical):
         self.progress = progress
         self.dumps = dumps
         self.regions: list[Region] = []
+        self.storage: int | None = None  # bytes of storage, once known: addresses beyond are none
         self.selected: str | None = None
 
     def compose(self) -> ComposeResult:
@@ -54,9 +55,9 @@ class WorkflowPane(Vertical):
             stage_list.highlighted = list(self.timeline.stages).index(latest)
             self._show_detail()
 
-    def set_regions(self, regions: list[Region]) -> None:
-        if regions != self.regions:
-            self.regions = regions
+    def set_regions(self, regions: list[Region], storage: int | None = None) -> None:
+        if (regions, storage) != (self.regions, self.storage):
+            self.regions, self.storage = regions, storage
             self._show_detail()
 
     @on(StageList.Selected)
@@ -67,4 +68,4 @@ class WorkflowPane(Vertical):
     def _show_detail(self) -> None:
         name = self.selected or self.timeline.current
         record = self.timeline.stages.get(name) if name else None
-        self.query_one(StageDetail).show(record, self.regions)
+        self.query_one(StageDetail).show(record, self.regions, self.storage)

@@ -136,7 +136,8 @@ class StageDetail(VerticalScroll):
                      id="stage-where-title")
         yield OptionList(id="stage-where")
 
-    def show(self, record: StageRecord | None, regions: list[Region]) -> None:
+    def show(self, record: StageRecord | None, regions: list[Region],
+             storage: int | None = None) -> None:
         text = self.query_one("#stage-text", Static)
         where = self.query_one("#stage-where", OptionList)
         if record is None:
@@ -147,7 +148,7 @@ class StageDetail(VerticalScroll):
         options = [Option(f"{r.start:08x}-{r.end - 1:08x}  {r.name}", id=f"a{r.start:x}")
                    for r in regions_named(regions, record.info.regions)]
         options += [Option(f"{a:08x}  named in the events", id=f"a{a:x}")
-                    for a in record.addresses()]
+                    for a in record.addresses(storage)]
         # One line per address: a region and an event can name the same start (the
         # purgatory's), and option ids must be unique.
         options = _first_of_each_id(options)
