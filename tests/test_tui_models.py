@@ -285,3 +285,14 @@ def test_registers_in_the_dump_beside_the_snapshot() -> None:
     rows = {row.name: row for row in compare_cpu(dumped, snapshot)}
     assert rows["r2"].differs and not rows["r3"].differs and rows["psw addr"].differs
     assert not any(row.differs for row in compare_cpu(dumped, None))
+
+
+def test_the_status_line_says_when_gdb_is_attached() -> None:
+    from console.control.runner import Frame
+    from console.tui.widgets.hmc.status import status_markup
+
+    attached = Frame(seq=1, snapshot=None, running=True, speed="real",
+                     gdb="gdb attached from 127.0.0.1:40000")
+    assert "gdb attached" in status_markup(attached, "LPAR1", narrow=True).plain
+    alone = Frame(seq=1, snapshot=None, running=True, speed="real")
+    assert "gdb" not in status_markup(alone, "LPAR1", narrow=True).plain

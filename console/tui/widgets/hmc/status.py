@@ -48,6 +48,8 @@ def status_markup(frame: Frame | None, lpar_name: str, *, narrow: bool = False) 
     keys = "F5 hold" if frame.running else "F5 run, F6 step"
     parts.append(f"[{'$success' if frame.running else 'bold $warning'}]{run}[/] · $speed "
                  f"[$foreground-muted]({keys})[/]")
+    if frame.gdb:  # before what a narrow screen may cut: gdb can stop the machine under us
+        parts.append("[bold $accent]gdb attached[/]")
     if snapshot is not None:
         parts.append("program [b]$program[/]" if snapshot.program else "no program")
         parts.append("t=$time")
