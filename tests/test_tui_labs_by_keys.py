@@ -86,6 +86,19 @@ def already_happened(events: list[Event], line: str) -> bool:
     return False
 
 
+async def shown_soon(pilot: Pilot, log: EventLog, begun: int, line: str,
+                     patience: float = 3.0) -> None:
+    """Before a `wait-for event`: the event the previous line set off may still be on its
+    way to the screen (the machine runs in its own thread); a trainee would look for a
+    moment before typing the wait, and not type it once the event shows. Never fails."""
+    if not line.startswith("wait-for event "):
+        return
+    deadline = asyncio.get_running_loop().time() + patience
+    while (not already_happened(list(log.events)[begun:], line)
+           and asyncio.get_running_loop().time() < deadline):
+        await pilot.pause(0.05)
+
+
 async def finish(pilot: Pilot, app: LabApp, log: EventLog, *, solve_key: bool) -> None:
     progress = app.lab_progress
     for index, step in enumerate(app.lab.steps):
@@ -98,6 +111,7 @@ async def finish(pilot: Pilot, app: LabApp, log: EventLog, *, solve_key: bool) -
         for line in () if solve_key else step.solve:
             if progress.status != OPEN:
                 break  # passed already: the rest of the script only waits for it
+            await shown_soon(pilot, log, begun, line)
             if already_happened(list(log.events)[begun:], line):
                 continue
             await type_line(pilot, app, as_trainee(app, line))
