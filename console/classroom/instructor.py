@@ -14,15 +14,26 @@ from __future__ import annotations
 import hmac
 import html
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from console.classroom import channel
 from console.classroom.channel import FAULTS
 
-if TYPE_CHECKING:
-    from console.classroom.server import ClassroomServer
+
+class ClassroomServer(Protocol):
+    """What the instructor's page needs of the server (console/classroom/server.py), named
+    here so that the page does not import the server that imports it."""
+
+    config: Any  # server.ServeConfig
+    seats: dict[str, Any]  # server.Seat by id
+
+    def host_allowed(self, request: web.Request) -> bool: ...
+
+    def origin_allowed(self, request: web.Request) -> bool: ...
+
+    async def end_seat(self, seat: Any, reason: str) -> None: ...
 
 TOKEN_COOKIE = "dumplab_instructor"
 STYLE = """<style>
