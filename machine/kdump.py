@@ -30,6 +30,7 @@ from machine.events import (
 from machine.formats.common import DumpFormatError
 from machine.formats.elfcore import write_vmcore
 from machine.formats.select import swap_run_end, undo_swap
+from machine.profile import KDUMP_FAILURE_ACTIONS
 from machine.storage import StorageError
 from machine.store_status import capture
 
@@ -258,8 +259,8 @@ class KdumpHost:
             "header checked": f"{args[1]} CPUs in the notes",
             "ready": "vmcore ready",
             "saved": "vmcore saved",
-            "save failed": "failure action: " + (kexec.FAILURE_ACTIONS[args[1]]
-                                                if args[1] < len(kexec.FAILURE_ACTIONS) else "?"),
+            "save failed": "failure action: " + (KDUMP_FAILURE_ACTIONS[args[1]]
+                                                if args[1] < len(KDUMP_FAILURE_ACTIONS) else "?"),
         }.get(step, "")
         self.lpar.publish(KdumpBootEvent(t=self.lpar.clock.now, cpu=cpu.address, step=step, detail=detail))
         if step == "ready":

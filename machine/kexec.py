@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from machine.formats.notes import CPU_NOTES_SIZE, prpsinfo_note
 from machine.images import Image, image_hook_addresses, load_image
 from machine.paths import program_path
-from machine.profile import KDUMP_FAILURE_ACTIONS
 
 PURGATORY_OFFSET = 0x2000
 PURGATORY_MAX = 0xE000
@@ -103,9 +102,6 @@ def flatten(image: Image, base: int) -> tuple[bytes, int]:
     for s in image.segments:
         flat[s.address - base:s.address - base + len(s.data)] = s.data
     return bytes(flat), end_mem - base
-
-
-FAILURE_ACTIONS = KDUMP_FAILURE_ACTIONS
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from machine.events import (
     TraceEvent,
 )
 from machine.kdump import OS_INFO_MAGIC
+from machine.profile import SHUTDOWN_ACTIONS
 from machine.storage import StorageError
 
 if TYPE_CHECKING:
@@ -32,7 +33,8 @@ BOOT_STAGES = {1: "parm area read", 2: "lowcores set up", 3: "os_info written",
                4: "CPUs started", 5: "workload running"}
 HANG_KINDS = {1: "spin", 2: "wait", 3: "deadlock", 4: "loop"}
 TRIGGERS = {1: "panic", 2: "restart"}
-ACTIONS = {1: "stop", 2: "dump", 3: "dump_reipl"}
+# The kernel numbers its shutdown actions 1, 2, 3 in the order the profile lists them.
+ACTIONS = dict(enumerate(SHUTDOWN_ACTIONS, start=1))
 
 
 def report_trace(lpar: Lpar, cpu: Cpu, event_id: int, args: tuple[int, ...]) -> None:
