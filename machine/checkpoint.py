@@ -34,9 +34,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from unicorn import UC_HOOK_CODE
+
 from machine.devices import BLOCK_SIZE, Device
 from machine.engine import context_address, flush_tlb
 from machine.events import CheckpointEvent, RewindEvent, StageStopEvent
+from machine.icount import counter_offset
 from machine.incidents import Incidents
 
 if TYPE_CHECKING:
@@ -311,6 +314,98 @@ class StopAtCount:
         return max(0, min(budget, self.count - cpu.instructions))
 
 
+@dataclass
+class StopAtHit:
+    """Stop where one CPU is about to execute its instruction number `count`, as the CPU
+    itself saw it: when it runs (it is the current CPU, interruptions delivered), not at the
+    end of an earlier slice that left it at that count (other CPUs ran in between, and an
+    interruption may have moved its PSW since)."""
+
+    cpu: int
+    count: int
+
+    def reached(self, lpar: Lpar) -> bool:
+        current = lpar.current
+        return (current is not None and current.address == self.cpu
+                and current.instructions >= self.count)
+
+    def cap(self, cpu: Cpu, budget: int) -> int:
+        if cpu.address != self.cpu:
+            return budget
+        return max(0, min(budget, self.count - cpu.instructions))
+
+
+# ------------------------------------------------------------------------------------------
+# breakpoint hits in the history (reverse continue)
+
+
+@dataclass(frozen=True)
+class BreakpointHit:
+    """A CPU reached a breakpoint address: it had executed `count` instructions and was about
+    to execute the one at `address`."""
+
+    cpu: int
+    count: int
+    address: int
+
+
+class _HitWatch:
+    """While a replay runs: every time a CPU is about to execute an instruction at one of the
+    addresses, keep it if it lies before `present` (the CPU's count then is below its count
+    now); the last one kept is the latest hit before the present.
+
+    A range-limited code hook per address sees instructions unicorn executes (it costs
+    nothing elsewhere); its instruction number is the CPU's count at the slice's start plus
+    unicorn's counter, which already counts the hooked instruction. An address that is an
+    exit (an emulated instruction, the operator's breakpoint) never reaches the hook: the
+    LPAR handles it in Python, so the LPAR's handler of emulated instructions is watched too
+    (a stopped-at breakpoint reaches the hook when its CPU goes on)."""
+
+    def __init__(self, lpar: Lpar, addresses: frozenset[int], present: tuple[int, ...]) -> None:
+        self.lpar = lpar
+        self.addresses = addresses
+        self.present = present
+        self.latest: BreakpointHit | None = None
+        self._counter = lpar.uc._uch.value + counter_offset()
+        self._hooks: list[int] = []
+
+    def __enter__(self) -> _HitWatch:
+        uc = self.lpar.uc
+        for address in sorted(self.addresses):
+            self._hooks.append(uc.hook_add(UC_HOOK_CODE, self._on_code, begin=address,
+                                           end=address))
+        system, handle = self.lpar.system, self.lpar.system.handle
+
+        def watched_handle(uc_, cpu, pc):
+            if pc in self.addresses:
+                self._note(cpu, cpu.instructions, pc)
+            return handle(uc_, cpu, pc)
+
+        system.handle = watched_handle  # an instance attribute: __exit__ uncovers the method
+        # Hooks are compiled into translated code: translate again with them.
+        self.lpar.flush_code()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        uc = self.lpar.uc
+        for handle in self._hooks:
+            uc.hook_del(handle)
+        self._hooks.clear()
+        self.lpar.system.__dict__.pop("handle", None)
+        self.lpar.flush_code()
+
+    def _on_code(self, _uc, address: int, _size: int, _data) -> None:
+        cpu = self.lpar.current
+        if cpu is None:
+            return
+        executed = ctypes.c_uint64.from_address(self._counter).value - 1
+        self._note(cpu, cpu.instructions + executed, address)
+
+    def _note(self, cpu: Cpu, count: int, address: int) -> None:
+        if 0 <= count < self.present[cpu.address]:
+            self.latest = BreakpointHit(cpu.address, count, address)
+
+
 # ------------------------------------------------------------------------------------------
 # the manager
 
@@ -579,6 +674,63 @@ class Checkpoints:
                                             to=f"step back {count}",
                                             events=self.lpar.events_published))
         return target
+
+    def reverse_continue(self, addresses: frozenset[int]) -> BreakpointHit | None:
+        """`reverse-continue`: the machine at the latest earlier point where a CPU reached
+        one of the addresses (it is about to execute that instruction). None: no CPU did in
+        the recorded history; the machine is then at the history's beginning.
+
+        The stretches of the live line are run again, latest first, with the addresses
+        watched; the first stretch with a hit holds the latest one, and a second run of that
+        stretch stops exactly there. The cost is the replay of the stretches between the hit
+        and now (each at most the time between checkpoints), and never more than the
+        history kept: back to the activation, or to the end of a stretch cut short by the
+        host (free running, an interrupted command)."""
+        self._settle()
+        lpar = self.lpar
+        present = tuple(cpu.instructions for cpu in lpar.cpus)
+        if any(count < 0 for count in present):
+            raise CheckpointError("cannot continue back: the machine ran free (not "
+                                  "reproducible) since it was last stopped; reverse execution "
+                                  "works at the deterministic speeds")
+        line = self._live_line()
+        beginning: Checkpoint | None = None
+        for node, ops in line:
+            if ops and ops[0] == ["unrepeatable"]:
+                break
+            hit = self._scan(node, ops, addresses, present) if addresses else None
+            if hit is not None:
+                self._restore_node(node)
+                if not self._replay(ops, StopAtHit(hit.cpu, hit.count)):
+                    raise CheckpointError("the history did not repeat itself (a replay missed "
+                                          "a breakpoint hit it had seen)")
+                self.lpar.publish_aside(RewindEvent(
+                    t=lpar.clock.now, cpu=hit.cpu, to=f"breakpoint {hit.address:#x}",
+                    events=lpar.events_published))
+                return hit
+            beginning = node
+        if beginning is not None:
+            self._restore_beginning(beginning)
+            self.lpar.publish_aside(RewindEvent(t=lpar.clock.now, cpu=None,
+                                                to="beginning of history",
+                                                events=lpar.events_published))
+        return None
+
+    def _scan(self, node: Checkpoint, ops: list[list[Any]], addresses: frozenset[int],
+              present: tuple[int, ...]) -> BreakpointHit | None:
+        """Run node's stretch again with the addresses watched: its latest hit before the
+        present, if any."""
+        with _HitWatch(self.lpar, addresses, present) as watch:
+            self._restore_node(node)
+            self._replay(ops, None)
+        return watch.latest
+
+    def _restore_beginning(self, node: Checkpoint) -> None:
+        """The oldest point reachable: a checkpoint, entered as `checkpoint restore` would
+        (inside a round, running on finishes the round as the first time)."""
+        self._restore_node(node)
+        if node.held and not (node.ops and node.ops[0] == ["unrepeatable"]):
+            self.live = _Live(node.parent, [list(op) for op in node.ops], held=True)
 
     def _go_back(self, before, stop) -> None:
         """Restore the latest checkpoint on the live line that satisfies `before`, then run

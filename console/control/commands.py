@@ -613,6 +613,37 @@ def _run_step_back(session: OperatorSession, args: Mapping[str, Any]) -> Command
                   "psw_mask": snap.psw_mask, "psw_addr": snap.psw_addr, "state": snap.state})
 
 
+def _run_reverse_continue(session: OperatorSession, args: Mapping[str, Any]) -> CommandResult:
+    lpar = _lpar(session)
+    kept = lpar.breakpoints.listed()
+    labels = {b.address: b.label for b in kept}
+    try:
+        hit = _checkpoints(session, "reverse-continue").reverse_continue(frozenset(labels))
+    except CheckpointError as error:
+        raise CommandError(f"reverse-continue: {error}") from None
+    _keep_breakpoints(lpar, kept)
+    now = format_time(lpar.clock.now)
+    if hit is None:
+        why = "no CPU reached a breakpoint in it" if labels else "no breakpoints are set"
+        return _done(f"Back at the beginning of the recorded history ({now}): {why}",
+                     {"cpu": None, "t": lpar.clock.now})
+    return _done(f"CPU {hit.cpu} reached breakpoint {hit.address:#x} ({labels[hit.address]}) "
+                 f"at {now}, after {hit.count} instructions: the machine is as it was then",
+                 {"cpu": hit.cpu, "address": hit.address, "instructions": hit.count,
+                  "t": lpar.clock.now})
+
+
+def _keep_breakpoints(lpar: Lpar, kept: list) -> None:
+    """Going back restored the breakpoints set back then; the ones set before the command
+    stay (as a debugger's do), so that reverse-continue can be repeated."""
+    wanted = {b.address: b.label for b in kept}
+    for address in lpar.breakpoints.addresses - wanted.keys():
+        lpar.breakpoints.remove(address)
+    for address, label in wanted.items():
+        if address not in lpar.breakpoints:
+            lpar.breakpoints.add(address, label)
+
+
 def _parse_finish(words: _Words) -> dict[str, Any]:
     items = words.at_most(1)
     cpu = 0
@@ -1255,6 +1286,16 @@ _SPECS = (
         "as they were at that point (the machine runs again from the nearest checkpoint, "
         "without events). Running on from there repeats exactly what happened the first time.",
         _parse_step, _run_step),
+    CommandSpec(
+        "reverse-continue", "reverse-continue",
+        "Run backwards to the latest earlier point at which a CPU reached a breakpoint.",
+        "The machine goes back to where a CPU was last about to execute an instruction at one "
+        "of the breakpoints set now (`break`), every CPU, storage, devices and the host as "
+        "they were then (the breakpoints stay as they are now); without such a point, to the "
+        "beginning of the recorded history (the activation, or the end of a stretch the "
+        "machine ran free). It runs the history again from checkpoints, without events, to "
+        "find the point. gdb's `reverse-continue` does this.",
+        _parse_nothing, _run_reverse_continue),
     CommandSpec(
         "finish", "finish [cpu=C]", "Run one CPU (default 0) until its function returns.",
         "The return address and the caller's frame come from the program's DWARF call frame "

@@ -2,7 +2,8 @@
 
 Every change gdb makes to the machine goes through an operator command (`step 1 cpu=N`,
 `start N`, `stop N`, `break ADDR`, `gdbserver write-register ...`, `gdbserver write-memory
-...`), so the session's journal records it and a replay does it again without gdb.
+...`, and in reverse `step back 1 cpu=N` and `reverse-continue`), so the session's journal
+records it and a replay does it again without gdb.
 """
 
 from __future__ import annotations
@@ -74,6 +75,11 @@ class LparTarget:
     def _run(self, line: str) -> None:
         _ok(self.session.execute(line))
 
+    def _run_for_data(self, line: str) -> dict:
+        result = self.session.execute(line)
+        _ok(result)
+        return getattr(result, "data", None) or {}
+
     def publish(self, message: str, attached: bool = True) -> None:
         lpar = self.session.lpar
         if lpar is not None and lpar.activated:
@@ -141,10 +147,47 @@ class LparTarget:
         lpar = self.lpar
         targets = [c.address for c in lpar.cpus] if cpus is None else cpus
         self._hit = None
+        self._reassert_breakpoints()
         for cpu in targets:
             if lpar.cpus[cpu].state == CpuState.STOPPED:
                 self._run(f"start {cpu}")
         self._held -= set(targets)
+
+    # reverse execution (machine/checkpoint.py): every CPU is stopped (all-stop), and going
+    # back keeps them so, since the state is restored from a point gdb did not see
+    def reverse_step(self, cpu: int) -> Stop:
+        """bs: the machine when the CPU had executed one instruction fewer. At the beginning
+        of the history (nothing executed, or older than what is kept) it stays where it is
+        and says so."""
+        if self.lpar.cpus[cpu].instructions == 0:
+            return Stop(cpu, SIGTRAP, history_begins=True)
+        result = self.session.execute(f"step back 1 cpu={cpu}")
+        if not getattr(result, "ok", False):
+            self.publish(f"gdb: reverse step refused: {getattr(result, 'message', '')}")
+            return Stop(cpu, SIGTRAP, history_begins=True)
+        self._stop_everything(Stop(cpu, SIGTRAP), announce=False)
+        return Stop(cpu, SIGTRAP)
+
+    def reverse_continue(self, cpu: int) -> Stop:
+        """bc: back to the latest earlier point at which any CPU reached one of the
+        breakpoints (gdb inserted its own just before); reported with that CPU."""
+        self._reassert_breakpoints()
+        data = self._run_for_data("reverse-continue")
+        self._stop_everything(Stop(cpu, SIGTRAP), announce=False)
+        hit = data.get("cpu")
+        if hit is None:
+            self.publish("gdb: reverse-continue reached the beginning of the recorded history")
+            return Stop(cpu, SIGTRAP, history_begins=True)
+        self.publish(f"gdb: CPU {hit} reached a breakpoint (reverse-continue); every CPU is "
+                     "stopped")
+        return Stop(hit, SIGTRAP)
+
+    def _reassert_breakpoints(self) -> None:
+        """Going back restores the breakpoints set then: the ones gdb holds inserted now
+        must be set again (as commands, so a replay does the same)."""
+        for address in sorted(self._owned):
+            if address not in self.lpar.breakpoints:
+                self._run(f"break {address:#x}")
 
     def on_event(self, event: Event) -> None:
         """Bus subscriber: remember the first breakpoint a CPU reached while gdb waits."""
