@@ -64,6 +64,9 @@ class LparTarget:
         self._owned: set[int] = set()  # breakpoints gdb set (not the operator's)
         self._held: set[int] = set()   # CPUs gdb stopped that were running: detach resumes
         self._hit: Stop | None = None
+        # (CPU, instruction count) of the stops gdb was told about: a CPU still at a
+        # breakpoint gdb heard of goes on past it; one gdb did not hear of is reported first.
+        self._reported: set[tuple[int, int]] = set()
 
     @property
     def lpar(self) -> Lpar:
@@ -83,8 +86,10 @@ class LparTarget:
     def publish(self, message: str, attached: bool = True) -> None:
         lpar = self.session.lpar
         if lpar is not None and lpar.activated:
-            lpar.publish(GdbEvent(t=lpar.clock.now, cpu=None, attached=attached,
-                                  client=self.client, message=message))
+            # Aside: gdb's comings and goings are the session's, not the machine's history
+            # (they take no event index, so a replay without gdb counts the same events).
+            lpar.publish_aside(GdbEvent(t=lpar.clock.now, cpu=None, attached=attached,
+                                        client=self.client, message=message))
 
     def program_file(self) -> str | None:
         lpar = self.session.lpar
@@ -141,6 +146,7 @@ class LparTarget:
         state = self.lpar.cpus[cpu].state
         if state in (CpuState.OPERATING, CpuState.STOPPED):
             self._run(f"step 1 cpu={cpu}")
+        self._reported.add((cpu, self.lpar.cpus[cpu].instructions))  # gdb hears where it is
         return Stop(cpu, SIGTRAP)
 
     def resume(self, cpus: list[int] | None) -> None:
@@ -148,10 +154,28 @@ class LparTarget:
         targets = [c.address for c in lpar.cpus] if cpus is None else cpus
         self._hit = None
         self._reassert_breakpoints()
+        pending = self._pending_hit(targets)
+        if pending is not None:
+            # A CPU reached a breakpoint in the same slice as the one gdb was told about:
+            # gdb hears of it now, before anything runs (as gdbserver reports a pending
+            # event), instead of the CPU going past it unreported.
+            self._hit = pending
+            return
         for cpu in targets:
             if lpar.cpus[cpu].state == CpuState.STOPPED:
                 self._run(f"start {cpu}")
         self._held -= set(targets)
+
+    def _pending_hit(self, targets: list[int]) -> Stop | None:
+        lpar = self.lpar
+        for cpu in targets:
+            target = lpar.cpus[cpu]
+            address = target.stopped_at_breakpoint
+            if (address is not None and address in lpar.breakpoints
+                    and target.psw[1] == address and target.state == CpuState.STOPPED
+                    and (cpu, target.instructions) not in self._reported):
+                return Stop(cpu, SIGTRAP)
+        return None
 
     # reverse execution (machine/checkpoint.py): every CPU is stopped (all-stop), and going
     # back keeps them so, since the state is restored from a point gdb did not see
@@ -160,27 +184,32 @@ class LparTarget:
         of the history (nothing executed, or older than what is kept) it stays where it is
         and says so."""
         if self.lpar.cpus[cpu].instructions == 0:
-            return Stop(cpu, SIGTRAP, history_begins=True)
+            return self._stop_everything(Stop(cpu, SIGTRAP, history_begins=True),
+                                         announce=False)
         result = self.session.execute(f"step back 1 cpu={cpu}")
         if not getattr(result, "ok", False):
             self.publish(f"gdb: reverse step refused: {getattr(result, 'message', '')}")
-            return Stop(cpu, SIGTRAP, history_begins=True)
-        self._stop_everything(Stop(cpu, SIGTRAP), announce=False)
-        return Stop(cpu, SIGTRAP)
+            return self._stop_everything(Stop(cpu, SIGTRAP, history_begins=True),
+                                         announce=False)
+        return self._after_going_back(Stop(cpu, SIGTRAP))
 
     def reverse_continue(self, cpu: int) -> Stop:
         """bc: back to the latest earlier point at which any CPU reached one of the
         breakpoints (gdb inserted its own just before); reported with that CPU."""
         self._reassert_breakpoints()
-        data = self._run_for_data("reverse-continue")
-        self._stop_everything(Stop(cpu, SIGTRAP), announce=False)
-        hit = data.get("cpu")
+        hit = self._run_for_data("reverse-continue").get("cpu")
         if hit is None:
             self.publish("gdb: reverse-continue reached the beginning of the recorded history")
-            return Stop(cpu, SIGTRAP, history_begins=True)
+            return self._after_going_back(Stop(cpu, SIGTRAP, history_begins=True))
         self.publish(f"gdb: CPU {hit} reached a breakpoint (reverse-continue); every CPU is "
                      "stopped")
-        return Stop(hit, SIGTRAP)
+        return self._after_going_back(Stop(hit, SIGTRAP))
+
+    def _after_going_back(self, stop: Stop) -> Stop:
+        """The machine is at an earlier point gdb was not told about: CPUs running then are
+        stopped (all-stop), and breakpoints they sit at are news to gdb again."""
+        self._reported.clear()
+        return self._stop_everything(stop, announce=False)
 
     def _reassert_breakpoints(self) -> None:
         """Going back restores the breakpoints set then: the ones gdb holds inserted now
@@ -218,6 +247,7 @@ class LparTarget:
                 self._run(f"stop {cpu.address}")
                 self._held.add(cpu.address)
         self._hit = None
+        self._reported.add((stop.cpu, self.lpar.cpus[stop.cpu].instructions))
         if announce:
             why = "interrupted by gdb" if stop.signal == SIGINT else f"CPU {stop.cpu} trapped"
             self.publish(f"gdb: {why}; every CPU is stopped")
