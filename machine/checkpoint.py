@@ -32,7 +32,7 @@ import mmap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from unicorn import UC_HOOK_CODE
 
@@ -369,7 +369,7 @@ class _HitWatch:
         self._counter = lpar.uc._uch.value + counter_offset()
         self._hooks: list[int] = []
 
-    def __enter__(self) -> _HitWatch:
+    def __enter__(self) -> Self:
         uc = self.lpar.uc
         for address in sorted(self.addresses):
             self._hooks.append(uc.hook_add(UC_HOOK_CODE, self._on_code, begin=address,
