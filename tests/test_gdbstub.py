@@ -319,7 +319,8 @@ def test_wait_ends_on_ctrl_c_and_is_refused_in_the_console(tmp_path: Path,
 @needs_gdb
 def test_gdb_breaks_in_the_purgatory_and_watches_r2_decide(tmp_path: Path) -> None:
     """docs/GDB.md's worked example: the purgatory runs twice after the panic, r2 = 0 to
-    verify and r2 = 1 to load; after the detach kdump still writes the vmcore."""
+    verify and r2 = 1 to load; reverse-continue goes back to the verify call; after the
+    detach kdump still writes the vmcore (from there, running forward again)."""
     session = Session(tmp_path, overrides={"cpus": 2})
     with session:
         for line in ("activate", "load 0100", "wait-for stage workload-filled", "kdump load",
@@ -332,13 +333,15 @@ def test_gdb_breaks_in_the_purgatory_and_watches_r2_decide(tmp_path: Path) -> No
         purgatory = Path(__file__).resolve().parent.parent / "assets/bin/purgatory.elf"
         output = run_gdb(served.port, f"add-symbol-file {purgatory} -o {base:#x}",
                          "break *purgatory_main", "continue", "info registers r2 pswa",
-                         "continue", "info registers r2 pswa", "detach")
+                         "continue", "info registers r2 pswa", "reverse-continue",
+                         "info registers r2 pswa", "detach")
         assert served.join().ok
         dumped = session.execute("wait-for event dump_written timeout=30s")
-    assert output.count("hit Breakpoint 1, ") == 2, output
-    assert register(output, "r2") == [0, 1], output
+    assert output.count("hit Breakpoint 1, ") == 3, output
+    # reverse-continue: back in the verify call, across the first purgatory run
+    assert register(output, "r2") == [0, 1, 0], output
     entry = base + load_image(purgatory).symbols["purgatory_main"]
-    assert register(output, "pswa") == [entry, entry], output
+    assert register(output, "pswa") == [entry, entry, entry], output
     assert dumped.ok, dumped.message
 
 

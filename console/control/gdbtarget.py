@@ -78,11 +78,6 @@ class LparTarget:
     def _run(self, line: str) -> None:
         _ok(self.session.execute(line))
 
-    def _run_for_data(self, line: str) -> dict:
-        result = self.session.execute(line)
-        _ok(result)
-        return getattr(result, "data", None) or {}
-
     def publish(self, message: str, attached: bool = True) -> None:
         lpar = self.session.lpar
         if lpar is not None and lpar.activated:
@@ -197,7 +192,14 @@ class LparTarget:
         """bc: back to the latest earlier point at which any CPU reached one of the
         breakpoints (gdb inserted its own just before); reported with that CPU."""
         self._reassert_breakpoints()
-        hit = self._run_for_data("reverse-continue").get("cpu")
+        result = self.session.execute("reverse-continue")
+        if not getattr(result, "ok", False):
+            # No history to run back through (the machine ran free): as far as gdb can
+            # go back, it is at the beginning; the operator sees why.
+            self.publish(f"gdb: reverse-continue refused: {getattr(result, 'message', '')}")
+            return self._stop_everything(Stop(cpu, SIGTRAP, history_begins=True),
+                                         announce=False)
+        hit = (getattr(result, "data", None) or {}).get("cpu")
         if hit is None:
             self.publish("gdb: reverse-continue reached the beginning of the recorded history")
             return self._after_going_back(Stop(cpu, SIGTRAP, history_begins=True))
