@@ -263,8 +263,9 @@ class Checkpoint:
     def events(self) -> int:
         return self.host["events_published"]
 
-    def count(self, cpu: int) -> int:
-        return self.cpus[cpu].instructions
+    def count(self, position: int) -> int:
+        """Instructions the CPU at this position of `lpar.cpus` had executed."""
+        return self.cpus[position].instructions
 
     @property
     def delta_bytes(self) -> int:
@@ -306,7 +307,7 @@ class StopAtCount:
     count: int
 
     def reached(self, lpar: Lpar) -> bool:
-        return lpar.cpus[self.cpu].instructions >= self.count
+        return lpar.cpu_by_address(self.cpu).instructions >= self.count
 
     def cap(self, cpu: Cpu, budget: int) -> int:
         if cpu.address != self.cpu:
@@ -361,7 +362,7 @@ class _HitWatch:
     LPAR handles it in Python, so the LPAR's handler of emulated instructions is watched too
     (a stopped-at breakpoint reaches the hook when its CPU goes on)."""
 
-    def __init__(self, lpar: Lpar, addresses: frozenset[int], present: tuple[int, ...]) -> None:
+    def __init__(self, lpar: Lpar, addresses: frozenset[int], present: dict[int, int]) -> None:
         self.lpar = lpar
         self.addresses = addresses
         self.present = present
@@ -660,7 +661,9 @@ class Checkpoints:
 
     def step_back(self, cpu: int, count: int) -> int:
         """`step back N cpu=C`: the machine when CPU C had executed N fewer instructions."""
-        now = self.lpar.cpus[cpu].instructions
+        # CPU addresses may have gaps (profile cpu_addresses): checkpoints keep CPUs by position.
+        position = next(i for i, c in enumerate(self.lpar.cpus) if c.address == cpu)
+        now = self.lpar.cpus[position].instructions
         target = now - count
         if now < 0:
             raise CheckpointError("cannot step back: the machine ran free (not reproducible) "
@@ -669,7 +672,8 @@ class Checkpoints:
         if target < 0:
             raise CheckpointError(f"cannot step back {count}: CPU {cpu} has executed only "
                                   f"{now} instructions since activation")
-        self._go_back(lambda node: 0 <= node.count(cpu) <= target, StopAtCount(cpu, target))
+        self._go_back(lambda node: 0 <= node.count(position) <= target,
+                      StopAtCount(cpu, target))
         self.lpar.publish_aside(RewindEvent(t=self.lpar.clock.now, cpu=cpu,
                                             to=f"step back {count}",
                                             events=self.lpar.events_published))
@@ -688,8 +692,8 @@ class Checkpoints:
         host (free running, an interrupted command)."""
         self._settle()
         lpar = self.lpar
-        present = tuple(cpu.instructions for cpu in lpar.cpus)
-        if any(count < 0 for count in present):
+        present = {cpu.address: cpu.instructions for cpu in lpar.cpus}
+        if any(count < 0 for count in present.values()):
             raise CheckpointError("cannot continue back: the machine ran free (not "
                                   "reproducible) since it was last stopped; reverse execution "
                                   "works at the deterministic speeds")
@@ -717,7 +721,7 @@ class Checkpoints:
         return None
 
     def _scan(self, node: Checkpoint, ops: list[list[Any]], addresses: frozenset[int],
-              present: tuple[int, ...]) -> BreakpointHit | None:
+              present: dict[int, int]) -> BreakpointHit | None:
         """Run node's stretch again with the addresses watched: its latest hit before the
         present, if any."""
         with _HitWatch(self.lpar, addresses, present) as watch:
@@ -779,7 +783,7 @@ class Checkpoints:
                 elif op[0] == "step":
                     self.before_step(op[1], op[2])
                     lpar._aborted = False
-                    lpar._dispatch(lpar.cpus[op[1]], op[2], force=True)
+                    lpar._dispatch(lpar.cpu_by_address(op[1]), op[2], force=True)
                     lpar._run_deferred()
                 if lpar._aborted:
                     break

@@ -411,8 +411,10 @@ def _ask(sock: socket.socket, packet: bytes) -> bytes:
 def test_bs_and_bc_packets_on_a_small_lpar(tmp_path: Path) -> None:
     """At the packet level: bs undoes a step of the Hc thread; bc goes back to the earlier of
     two breakpoint hits (the stop reply names its thread, `g` equals what it was) and without
-    breakpoints answers replaylog:begin, the machine back at its activation."""
-    session = boot(Session(tmp_path / "work", overrides={"cpus": 2, "memory": 128 << 20}))
+    breakpoints answers replaylog:begin, the machine back at its activation. CPU addresses 0
+    and 4 (a gap): thread 5 is CPU 4."""
+    session = boot(Session(tmp_path / "work", overrides={"cpus": 2, "memory": 128 << 20,
+                                                          "cpu_addresses": (0, 4)}))
     with session:
         lpar = session.lpar
         assert lpar is not None
@@ -422,12 +424,12 @@ def test_bs_and_bc_packets_on_a_small_lpar(tmp_path: Path) -> None:
         with socket.create_connection(("127.0.0.1", served.port), timeout=10) as gdb:
             gdb.sendall(b"+")
             assert b"ReverseStep+;ReverseContinue+" in _ask(gdb, b"qSupported")
-            assert _ask(gdb, b"Hg2") == b"OK"
+            assert _ask(gdb, b"Hg5") == b"OK"
             before = _ask(gdb, b"g")
-            assert _ask(gdb, b"vCont;s:2") == b"T05thread:2;"
+            assert _ask(gdb, b"vCont;s:5") == b"T05thread:5;"
             assert _ask(gdb, b"g") != before
-            assert _ask(gdb, b"Hg1") == b"OK" and _ask(gdb, b"Hc2") == b"OK"
-            assert _ask(gdb, b"bs") == b"T05thread:2;"  # Hc's thread, not Hg's
+            assert _ask(gdb, b"Hg1") == b"OK" and _ask(gdb, b"Hc5") == b"OK"
+            assert _ask(gdb, b"bs") == b"T05thread:5;"  # Hc's thread, not Hg's
             assert _ask(gdb, b"g") == before
             assert _ask(gdb, b"Hc0") == b"OK"
             assert _ask(gdb, f"Z0,{entry:x},2".encode()) == b"OK"

@@ -1141,7 +1141,7 @@ def _run_gdbserver(session: OperatorSession, args: Mapping[str, Any]) -> Command
         lpar = _lpar(session) if session.lpar is not None and session.lpar.activated else None
         if lpar is None:
             raise CommandError(f"gdbserver: {action}: the LPAR is not activated")
-        if args["cpu"] >= len(lpar.cpus):
+        if lpar.cpu_by_address(args["cpu"]) is None:
             raise CommandError(f"gdbserver: no CPU {args['cpu']}")
         if action == "write-register":
             gdbtarget.write_register(lpar, args["cpu"], args["name"], args["value"])

@@ -265,6 +265,9 @@ class Stub:
         return reply.encode()
 
     def _question(self) -> bytes:
+        cpus = self.target.cpus()
+        if self.last_stop.cpu not in cpus:  # CPU addresses need not begin at 0
+            self.last_stop = Stop(cpus[0], self.last_stop.signal)
         return self._stop_reply(self.last_stop)
 
     # -- registers -----------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from machine.paths import assets_dir
 from machine.storage import StorageError
 
 if TYPE_CHECKING:
+    from machine.cpu import Cpu
     from machine.lpar import Lpar
 
 _PREFIX_AREA = 0x2000
@@ -75,6 +76,13 @@ class LparTarget:
             raise TargetError("the LPAR is not activated")
         return lpar
 
+    def _cpu(self, address: int) -> Cpu:
+        """The CPU of an address (addresses may have gaps: profile cpu_addresses)."""
+        cpu = self.lpar.cpu_by_address(address)
+        if cpu is None:
+            raise TargetError(f"no CPU {address}")
+        return cpu
+
     def _run(self, line: str) -> None:
         _ok(self.session.execute(line))
 
@@ -101,7 +109,9 @@ class LparTarget:
 
     # registers
     def read_registers(self, cpu: int) -> list[int]:
-        snap = self.lpar.snapshot().cpus[cpu]
+        snap = next((c for c in self.lpar.snapshot().cpus if c.address == cpu), None)
+        if snap is None:
+            raise TargetError(f"no CPU {cpu}")
         return [snap.psw_mask, snap.psw_addr, *snap.gprs, *snap.ars, snap.fpc, *snap.fprs,
                 *snap.crs, snap.prefix, snap.cpu_timer, snap.clock_comparator]
 
@@ -138,10 +148,10 @@ class LparTarget:
 
     # run control
     def step(self, cpu: int) -> Stop:
-        state = self.lpar.cpus[cpu].state
+        state = self._cpu(cpu).state
         if state in (CpuState.OPERATING, CpuState.STOPPED):
             self._run(f"step 1 cpu={cpu}")
-        self._reported.add((cpu, self.lpar.cpus[cpu].instructions))  # gdb hears where it is
+        self._reported.add((cpu, self._cpu(cpu).instructions))  # gdb hears where it is
         return Stop(cpu, SIGTRAP)
 
     def resume(self, cpus: list[int] | None) -> None:
@@ -157,14 +167,14 @@ class LparTarget:
             self._hit = pending
             return
         for cpu in targets:
-            if lpar.cpus[cpu].state == CpuState.STOPPED:
+            if self._cpu(cpu).state == CpuState.STOPPED:
                 self._run(f"start {cpu}")
         self._held -= set(targets)
 
     def _pending_hit(self, targets: list[int]) -> Stop | None:
         lpar = self.lpar
         for cpu in targets:
-            target = lpar.cpus[cpu]
+            target = self._cpu(cpu)
             address = target.stopped_at_breakpoint
             if (address is not None and address in lpar.breakpoints
                     and target.psw[1] == address and target.state == CpuState.STOPPED
@@ -178,7 +188,7 @@ class LparTarget:
         """bs: the machine when the CPU had executed one instruction fewer. At the beginning
         of the history (nothing executed, or older than what is kept) it stays where it is
         and says so."""
-        if self.lpar.cpus[cpu].instructions == 0:
+        if self._cpu(cpu).instructions == 0:
             return self._stop_everything(Stop(cpu, SIGTRAP, history_begins=True),
                                          announce=False)
         result = self.session.execute(f"step back 1 cpu={cpu}")
@@ -249,7 +259,7 @@ class LparTarget:
                 self._run(f"stop {cpu.address}")
                 self._held.add(cpu.address)
         self._hit = None
-        self._reported.add((stop.cpu, self.lpar.cpus[stop.cpu].instructions))
+        self._reported.add((stop.cpu, self._cpu(stop.cpu).instructions))
         if announce:
             why = "interrupted by gdb" if stop.signal == SIGINT else f"CPU {stop.cpu} trapped"
             self.publish(f"gdb: {why}; every CPU is stopped")
@@ -261,7 +271,7 @@ class LparTarget:
         self.publish(f"gdb attached from {self.client}: it stops every CPU (detach starts "
                      "them again)")
         if lpar is not None and lpar.activated:
-            self._stop_everything(Stop(0, SIGTRAP), announce=False)
+            self._stop_everything(Stop(lpar.cpus[0].address, SIGTRAP), announce=False)
 
     def detach(self) -> None:
         lpar = self.session.lpar
@@ -269,7 +279,7 @@ class LparTarget:
             for address in list(self._owned):
                 self.remove_breakpoint(address)
             for address in sorted(self._held):
-                if lpar.cpus[address].state == CpuState.STOPPED:
+                if self._cpu(address).state == CpuState.STOPPED:
                     self._run(f"start {address}")
         self._held.clear()
         self.publish(f"gdb detached ({self.client})", attached=False)
@@ -278,9 +288,9 @@ class LparTarget:
 def real_ranges(lpar: Lpar, cpu: int, address: int, length: int) -> list[tuple[int, int]]:
     """The absolute (address, length) pieces of a real range as a CPU sees it: prefixing
     swaps real 0-8K with the prefix area. StorageError if any piece is beyond storage."""
-    if not 0 <= cpu < len(lpar.cpus):
+    target = lpar.cpu_by_address(cpu)
+    if target is None:
         raise StorageError(f"no CPU {cpu}")
-    target = lpar.cpus[cpu]
     pieces: list[tuple[int, int]] = []
     end = address + length
     while address < end:
@@ -294,7 +304,9 @@ def real_ranges(lpar: Lpar, cpu: int, address: int, length: int) -> list[tuple[i
 
 def write_register(lpar: Lpar, cpu: int, name: str, value: int) -> None:
     """Set one register of a CPU by its target-description name (`gdbserver write-register`)."""
-    target = lpar.cpus[cpu]
+    target = lpar.cpu_by_address(cpu)
+    if target is None:
+        raise HmcError(f"no CPU {cpu}")
     number = REGISTER_NUMBER[name]
     value &= (1 << REGISTERS[number].bits) - 1
     if name in ("pswm", "pswa"):
