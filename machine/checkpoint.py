@@ -59,6 +59,11 @@ MAX_PERIODIC = 12
 PERIODIC_SECONDS = 0.25
 PERIODIC_COST_FACTOR = 10
 REWOUND_DIR = "rewound"
+# How far back in virtual time one reverse-continue looks for a breakpoint hit: what it runs
+# again is bounded by this (and one stretch between checkpoints), seconds of host time at
+# most. A window of virtual time, not of checkpoints, so the answer does not depend on where
+# the (host-timed) periodic checkpoints fell: a journal replays it the same.
+REVERSE_SEARCH_NS = 200_000_000
 
 _libc = ctypes.CDLL(None)
 _libc.memcmp.restype = ctypes.c_int
@@ -350,6 +355,17 @@ class BreakpointHit:
     address: int
 
 
+@dataclass(frozen=True)
+class ReverseSearch:
+    """What reverse_continue found: the latest hit, or none since virtual time `since`;
+    `complete` when that is the beginning of the history (else the machine stayed where it
+    was: the search window, `Checkpoints.reverse_search_ns`, ends before the history does)."""
+
+    hit: BreakpointHit | None
+    since: int
+    complete: bool
+
+
 class _HitWatch:
     """While a replay runs: every time a CPU is about to execute an instruction at one of the
     addresses, keep it if it lies before `present` (the CPU's count then is below its count
@@ -362,10 +378,12 @@ class _HitWatch:
     LPAR handles it in Python, so the LPAR's handler of emulated instructions is watched too
     (a stopped-at breakpoint reaches the hook when its CPU goes on)."""
 
-    def __init__(self, lpar: Lpar, addresses: frozenset[int], present: dict[int, int]) -> None:
+    def __init__(self, lpar: Lpar, addresses: frozenset[int], present: dict[int, int],
+                 since: int) -> None:
         self.lpar = lpar
         self.addresses = addresses
         self.present = present
+        self.since = since
         self.latest: BreakpointHit | None = None
         self._counter = lpar.uc._uch.value + counter_offset()
         self._hooks: list[int] = []
@@ -403,7 +421,7 @@ class _HitWatch:
         self._note(cpu, cpu.instructions + executed, address)
 
     def _note(self, cpu: Cpu, count: int, address: int) -> None:
-        if 0 <= count < self.present[cpu.address]:
+        if 0 <= count < self.present[cpu.address] and self.lpar.clock.now >= self.since:
             self.latest = BreakpointHit(cpu.address, count, address)
 
 
@@ -433,6 +451,7 @@ class Checkpoints:
         self.incidents = Incidents(lpar)
         self.stage_stops: frozenset[str] = frozenset()
         self.automatic = True
+        self.reverse_search_ns = REVERSE_SEARCH_NS
         self._ids = itertools.count(1)
         self.nodes: list[Checkpoint] = []
         self._stage_pending: str | None = None
@@ -679,17 +698,18 @@ class Checkpoints:
                                             events=self.lpar.events_published))
         return target
 
-    def reverse_continue(self, addresses: frozenset[int]) -> BreakpointHit | None:
+    def reverse_continue(self, addresses: frozenset[int]) -> ReverseSearch:
         """`reverse-continue`: the machine at the latest earlier point where a CPU reached
-        one of the addresses (it is about to execute that instruction). None: no CPU did in
-        the recorded history; the machine is then at the history's beginning.
+        one of the addresses (it is about to execute that instruction), within the last
+        `reverse_search_ns` of virtual time. Without a hit: the beginning of the history if it
+        lies in that window, else the machine stays where it is.
 
         The stretches of the live line are run again, latest first, with the addresses
         watched; the first stretch with a hit holds the latest one, and a second run of that
         stretch stops exactly there. The cost is the replay of the stretches between the hit
-        and now (each at most the time between checkpoints), and never more than the
-        history kept: back to the activation, or to the end of a stretch cut short by the
-        host (free running, an interrupted command)."""
+        (or the window's start) and now, and never more than the history kept: back to the
+        activation, or to the end of a stretch cut short by the host (free running, an
+        interrupted command)."""
         self._settle()
         lpar = self.lpar
         present = {cpu.address: cpu.instructions for cpu in lpar.cpus}
@@ -697,41 +717,56 @@ class Checkpoints:
             raise CheckpointError("cannot continue back: the machine ran free (not "
                                   "reproducible) since it was last stopped; reverse execution "
                                   "works at the deterministic speeds")
-        line = self._live_line()
-        beginning: Checkpoint | None = None
-        for node, ops in line:
-            if ops and ops[0] == ["unrepeatable"]:
-                break
-            hit = self._scan(node, ops, addresses, present) if addresses else None
+        since = max(0, lpar.clock.now - self.reverse_search_ns) if addresses else 0
+        line = self._repeatable_line()
+        if not line:
+            return ReverseSearch(None, lpar.clock.now, True)  # the history begins now
+        complete = line[-1][0].t >= since
+        here = None if complete else self._save_live("reverse-continue", "barrier")
+        for node, ops in self._repeatable_line():
+            hit = self._scan(node, ops, addresses, present, since) if addresses else None
             if hit is not None:
-                self._restore_node(node)
-                if not self._replay(ops, StopAtHit(hit.cpu, hit.count)):
-                    raise CheckpointError("the history did not repeat itself (a replay missed "
-                                          "a breakpoint hit it had seen)")
-                self.lpar.publish_aside(RewindEvent(
-                    t=lpar.clock.now, cpu=hit.cpu, to=f"breakpoint {hit.address:#x}",
-                    events=lpar.events_published))
-                return hit
-            beginning = node
-        if beginning is not None:
-            self._restore_beginning(beginning)
-            self.lpar.publish_aside(RewindEvent(t=lpar.clock.now, cpu=None,
-                                                to="beginning of history",
-                                                events=lpar.events_published))
-        return None
+                self._go_to_hit(node, ops, hit)
+                return ReverseSearch(hit, since, complete)
+            if node.t <= since and not complete:
+                break
+        if complete:
+            self._enter(line[-1][0])
+            where = "beginning of history"
+        else:
+            self._enter(here)
+            where = "end of the reverse search"
+        lpar.publish_aside(RewindEvent(t=lpar.clock.now, cpu=None, to=where,
+                                       events=lpar.events_published))
+        return ReverseSearch(None, since, complete)
+
+    def _repeatable_line(self) -> list[tuple[Checkpoint, list[list[Any]]]]:
+        """The live line back to its activation or to a stretch no replay can repeat."""
+        return list(itertools.takewhile(lambda entry: entry[1][:1] != [["unrepeatable"]],
+                                        self._live_line()))
+
+    def _go_to_hit(self, node: Checkpoint, ops: list[list[Any]], hit: BreakpointHit) -> None:
+        self._restore_node(node)
+        if not self._replay(ops, StopAtHit(hit.cpu, hit.count)):
+            raise CheckpointError("the history did not repeat itself (a replay missed a "
+                                  "breakpoint hit it had seen)")
+        lpar = self.lpar
+        lpar.publish_aside(RewindEvent(t=lpar.clock.now, cpu=hit.cpu,
+                                       to=f"breakpoint {hit.address:#x}",
+                                       events=lpar.events_published))
 
     def _scan(self, node: Checkpoint, ops: list[list[Any]], addresses: frozenset[int],
-              present: dict[int, int]) -> BreakpointHit | None:
+              present: dict[int, int], since: int) -> BreakpointHit | None:
         """Run node's stretch again with the addresses watched: its latest hit before the
-        present, if any."""
-        with _HitWatch(self.lpar, addresses, present) as watch:
+        present and not before virtual time `since`, if any."""
+        with _HitWatch(self.lpar, addresses, present, since) as watch:
             self._restore_node(node)
             self._replay(ops, None)
         return watch.latest
 
-    def _restore_beginning(self, node: Checkpoint) -> None:
-        """The oldest point reachable: a checkpoint, entered as `checkpoint restore` would
-        (inside a round, running on finishes the round as the first time)."""
+    def _enter(self, node: Checkpoint) -> None:
+        """A checkpoint, entered as `checkpoint restore` would (inside a round, running on
+        finishes the round as the first time)."""
         self._restore_node(node)
         if node.held and not (node.ops and node.ops[0] == ["unrepeatable"]):
             self.live = _Live(node.parent, [list(op) for op in node.ops], held=True)

@@ -26,7 +26,7 @@ import capstone
 
 from console.control import gdbserver, gdbstub, gdbtarget
 from machine.breakpoints import BreakpointError
-from machine.checkpoint import CheckpointError
+from machine.checkpoint import REVERSE_SEARCH_NS, CheckpointError
 from machine.cpu import GPRS
 from machine.faults import FaultError, inject
 from machine.faults import check_words as check_fault_words
@@ -617,16 +617,23 @@ def _run_reverse_continue(session: OperatorSession, args: Mapping[str, Any]) -> 
     lpar = _lpar(session)
     kept = lpar.breakpoints.listed()
     labels = {b.address: b.label for b in kept}
+    checkpoints = _checkpoints(session, "reverse-continue")
     try:
-        hit = _checkpoints(session, "reverse-continue").reverse_continue(frozenset(labels))
+        found = checkpoints.reverse_continue(frozenset(labels))
     except CheckpointError as error:
         raise CommandError(f"reverse-continue: {error}") from None
     _keep_breakpoints(lpar, kept)
-    now = format_time(lpar.clock.now)
+    now, hit = format_time(lpar.clock.now), found.hit
     if hit is None:
+        data = {"cpu": None, "t": lpar.clock.now, "complete": found.complete}
+        if not found.complete:
+            return _done(f"No CPU reached a breakpoint since {format_time(found.since)} (one "
+                         f"reverse-continue looks back "
+                         f"{checkpoints.reverse_search_ns / 1_000_000:g} ms): the "
+                         f"machine stays at {now}; go back further with rewind, checkpoint "
+                         "restore or step back, then try again", data)
         why = "no CPU reached a breakpoint in it" if labels else "no breakpoints are set"
-        return _done(f"Back at the beginning of the recorded history ({now}): {why}",
-                     {"cpu": None, "t": lpar.clock.now})
+        return _done(f"Back at the beginning of the recorded history ({now}): {why}", data)
     return _done(f"CPU {hit.cpu} reached breakpoint {hit.address:#x} ({labels[hit.address]}) "
                  f"at {now}, after {hit.count} instructions: the machine is as it was then",
                  {"cpu": hit.cpu, "address": hit.address, "instructions": hit.count,
@@ -1294,7 +1301,10 @@ _SPECS = (
         "they were then (the breakpoints stay as they are now); without such a point, to the "
         "beginning of the recorded history (the activation, or the end of a stretch the "
         "machine ran free). It runs the history again from checkpoints, without events, to "
-        "find the point. gdb's `reverse-continue` does this.",
+        f"find the point, looking back {REVERSE_SEARCH_NS // 1_000_000} ms of virtual time at "
+        "most; when the history goes back further and no CPU reached a breakpoint in that "
+        "time, the machine stays where it is and says so. gdb's `reverse-continue` does "
+        "this.",
         _parse_nothing, _run_reverse_continue),
     CommandSpec(
         "finish", "finish [cpu=C]", "Run one CPU (default 0) until its function returns.",

@@ -211,7 +211,10 @@ class LparTarget:
                                          announce=False)
         hit = (getattr(result, "data", None) or {}).get("cpu")
         if hit is None:
-            self.publish("gdb: reverse-continue reached the beginning of the recorded history")
+            # The beginning of the history, or of the stretch one search looks back through:
+            # either way gdb hears "No more reverse-execution history" (as with the limit of
+            # its own `record full`); the operator's message says which.
+            self.publish(f"gdb: reverse-continue: {getattr(result, 'message', '')}")
             return self._after_going_back(Stop(cpu, SIGTRAP, history_begins=True))
         self.publish(f"gdb: CPU {hit} reached a breakpoint (reverse-continue); every CPU is "
                      "stopped")
