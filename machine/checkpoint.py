@@ -723,13 +723,18 @@ class Checkpoints:
             return ReverseSearch(None, lpar.clock.now, True)  # the history begins now
         complete = line[-1][0].t >= since
         here = None if complete else self._save_live("reverse-continue", "barrier")
+        end = [cpu.instructions for cpu in lpar.cpus]  # the counts where a stretch ends
         for node, ops in self._repeatable_line():
-            hit = self._scan(node, ops, addresses, present, since) if addresses else None
+            # A stretch in which no CPU executed anything (between two commands) holds no
+            # hit: skip its replay, and the restore (a compare of all storage) before it.
+            ran = any(last > node.count(p) for p, last in enumerate(end))
+            hit = self._scan(node, ops, addresses, present, since) if addresses and ran else None
             if hit is not None:
                 self._go_to_hit(node, ops, hit)
                 return ReverseSearch(hit, since, complete)
             if node.t <= since and not complete:
                 break
+            end = [node.count(p) for p in range(len(end))]
         if complete:
             self._enter(line[-1][0])
             where = "beginning of history"
