@@ -32,11 +32,14 @@ import mmap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
+
+from unicorn import UC_HOOK_CODE
 
 from machine.devices import BLOCK_SIZE, Device
 from machine.engine import context_address, flush_tlb
 from machine.events import CheckpointEvent, RewindEvent, StageStopEvent
+from machine.icount import counter_offset
 from machine.incidents import Incidents
 
 if TYPE_CHECKING:
@@ -56,6 +59,11 @@ MAX_PERIODIC = 12
 PERIODIC_SECONDS = 0.25
 PERIODIC_COST_FACTOR = 10
 REWOUND_DIR = "rewound"
+# How far back in virtual time one reverse-continue looks for a breakpoint hit: what it runs
+# again is bounded by this (and one stretch between checkpoints), seconds of host time at
+# most. A window of virtual time, not of checkpoints, so the answer does not depend on where
+# the (host-timed) periodic checkpoints fell: a journal replays it the same.
+REVERSE_SEARCH_NS = 200_000_000
 
 _libc = ctypes.CDLL(None)
 _libc.memcmp.restype = ctypes.c_int
@@ -260,8 +268,9 @@ class Checkpoint:
     def events(self) -> int:
         return self.host["events_published"]
 
-    def count(self, cpu: int) -> int:
-        return self.cpus[cpu].instructions
+    def count(self, position: int) -> int:
+        """Instructions the CPU at this position of `lpar.cpus` had executed."""
+        return self.cpus[position].instructions
 
     @property
     def delta_bytes(self) -> int:
@@ -303,12 +312,117 @@ class StopAtCount:
     count: int
 
     def reached(self, lpar: Lpar) -> bool:
-        return lpar.cpus[self.cpu].instructions >= self.count
+        return lpar.cpu_by_address(self.cpu).instructions >= self.count
 
     def cap(self, cpu: Cpu, budget: int) -> int:
         if cpu.address != self.cpu:
             return budget
         return max(0, min(budget, self.count - cpu.instructions))
+
+
+@dataclass
+class StopAtHit:
+    """Stop where one CPU is about to execute its instruction number `count`, as the CPU
+    itself saw it: when it runs (it is the current CPU, interruptions delivered), not at the
+    end of an earlier slice that left it at that count (other CPUs ran in between, and an
+    interruption may have moved its PSW since)."""
+
+    cpu: int
+    count: int
+
+    def reached(self, lpar: Lpar) -> bool:
+        current = lpar.current
+        return (current is not None and current.address == self.cpu
+                and current.instructions >= self.count)
+
+    def cap(self, cpu: Cpu, budget: int) -> int:
+        if cpu.address != self.cpu:
+            return budget
+        return max(0, min(budget, self.count - cpu.instructions))
+
+
+# ------------------------------------------------------------------------------------------
+# breakpoint hits in the history (reverse continue)
+
+
+@dataclass(frozen=True)
+class BreakpointHit:
+    """A CPU reached a breakpoint address: it had executed `count` instructions and was about
+    to execute the one at `address`."""
+
+    cpu: int
+    count: int
+    address: int
+
+
+@dataclass(frozen=True)
+class ReverseSearch:
+    """What reverse_continue found: the latest hit, or none since virtual time `since`;
+    `complete` when that is the beginning of the history (else the machine stayed where it
+    was: the search window, `Checkpoints.reverse_search_ns`, ends before the history does)."""
+
+    hit: BreakpointHit | None
+    since: int
+    complete: bool
+
+
+class _HitWatch:
+    """While a replay runs: every time a CPU is about to execute an instruction at one of the
+    addresses, keep it if it lies before `present` (the CPU's count then is below its count
+    now); the last one kept is the latest hit before the present.
+
+    A range-limited code hook per address sees instructions unicorn executes (it costs
+    nothing elsewhere); its instruction number is the CPU's count at the slice's start plus
+    unicorn's counter, which already counts the hooked instruction. An address that is an
+    exit (an emulated instruction, the operator's breakpoint) never reaches the hook: the
+    LPAR handles it in Python, so the LPAR's handler of emulated instructions is watched too
+    (a stopped-at breakpoint reaches the hook when its CPU goes on)."""
+
+    def __init__(self, lpar: Lpar, addresses: frozenset[int], present: dict[int, int],
+                 since: int) -> None:
+        self.lpar = lpar
+        self.addresses = addresses
+        self.present = present
+        self.since = since
+        self.latest: BreakpointHit | None = None
+        self._counter = lpar.uc._uch.value + counter_offset()
+        self._hooks: list[int] = []
+
+    def __enter__(self) -> Self:
+        uc = self.lpar.uc
+        for address in sorted(self.addresses):
+            self._hooks.append(uc.hook_add(UC_HOOK_CODE, self._on_code, begin=address,
+                                           end=address))
+        system, handle = self.lpar.system, self.lpar.system.handle
+
+        def watched_handle(uc_, cpu, pc):
+            if pc in self.addresses:
+                self._note(cpu, cpu.instructions, pc)
+            return handle(uc_, cpu, pc)
+
+        system.handle = watched_handle  # an instance attribute: __exit__ uncovers the method
+        # Hooks are compiled into translated code: translate again with them.
+        self.lpar.flush_code()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        uc = self.lpar.uc
+        for handle in self._hooks:
+            uc.hook_del(handle)
+        self._hooks.clear()
+        self.lpar.system.__dict__.pop("handle", None)
+        self.lpar.flush_code()
+
+    def _on_code(self, _uc, address: int, _size: int, _data) -> None:
+        cpu = self.lpar.current
+        if cpu is None:
+            return
+        executed = ctypes.c_uint64.from_address(self._counter).value - 1
+        self._note(cpu, cpu.instructions + executed, address)
+
+    def _note(self, cpu: Cpu, count: int, address: int) -> None:
+        if 0 <= count < self.present[cpu.address] and self.lpar.clock.now >= self.since:
+            self.latest = BreakpointHit(cpu.address, count, address)
 
 
 # ------------------------------------------------------------------------------------------
@@ -337,6 +451,7 @@ class Checkpoints:
         self.incidents = Incidents(lpar)
         self.stage_stops: frozenset[str] = frozenset()
         self.automatic = True
+        self.reverse_search_ns = REVERSE_SEARCH_NS
         self._ids = itertools.count(1)
         self.nodes: list[Checkpoint] = []
         self._stage_pending: str | None = None
@@ -565,7 +680,9 @@ class Checkpoints:
 
     def step_back(self, cpu: int, count: int) -> int:
         """`step back N cpu=C`: the machine when CPU C had executed N fewer instructions."""
-        now = self.lpar.cpus[cpu].instructions
+        # CPU addresses may have gaps (profile cpu_addresses): checkpoints keep CPUs by position.
+        position = next(i for i, c in enumerate(self.lpar.cpus) if c.address == cpu)
+        now = self.lpar.cpus[position].instructions
         target = now - count
         if now < 0:
             raise CheckpointError("cannot step back: the machine ran free (not reproducible) "
@@ -574,11 +691,90 @@ class Checkpoints:
         if target < 0:
             raise CheckpointError(f"cannot step back {count}: CPU {cpu} has executed only "
                                   f"{now} instructions since activation")
-        self._go_back(lambda node: 0 <= node.count(cpu) <= target, StopAtCount(cpu, target))
+        self._go_back(lambda node: 0 <= node.count(position) <= target,
+                      StopAtCount(cpu, target))
         self.lpar.publish_aside(RewindEvent(t=self.lpar.clock.now, cpu=cpu,
                                             to=f"step back {count}",
                                             events=self.lpar.events_published))
         return target
+
+    def reverse_continue(self, addresses: frozenset[int]) -> ReverseSearch:
+        """`reverse-continue`: the machine at the latest earlier point where a CPU reached
+        one of the addresses (it is about to execute that instruction), within the last
+        `reverse_search_ns` of virtual time. Without a hit: the beginning of the history if it
+        lies in that window, else the machine stays where it is.
+
+        The stretches of the live line are run again, latest first, with the addresses
+        watched; the first stretch with a hit holds the latest one, and a second run of that
+        stretch stops exactly there. The cost is the replay of the stretches between the hit
+        (or the window's start) and now, and never more than the history kept: back to the
+        activation, or to the end of a stretch cut short by the host (free running, an
+        interrupted command)."""
+        self._settle()
+        lpar = self.lpar
+        present = {cpu.address: cpu.instructions for cpu in lpar.cpus}
+        if any(count < 0 for count in present.values()):
+            raise CheckpointError("cannot continue back: the machine ran free (not "
+                                  "reproducible) since it was last stopped; reverse execution "
+                                  "works at the deterministic speeds")
+        since = max(0, lpar.clock.now - self.reverse_search_ns) if addresses else 0
+        line = self._repeatable_line()
+        if not line:
+            return ReverseSearch(None, lpar.clock.now, True)  # the history begins now
+        complete = line[-1][0].t >= since
+        here = None if complete else self._save_live("reverse-continue", "barrier")
+        end = [cpu.instructions for cpu in lpar.cpus]  # the counts where a stretch ends
+        for node, ops in self._repeatable_line():
+            # A stretch in which no CPU executed anything (between two commands) holds no
+            # hit: skip its replay, and the restore (a compare of all storage) before it.
+            ran = any(last > node.count(p) for p, last in enumerate(end))
+            hit = self._scan(node, ops, addresses, present, since) if addresses and ran else None
+            if hit is not None:
+                self._go_to_hit(node, ops, hit)
+                return ReverseSearch(hit, since, complete)
+            if node.t <= since and not complete:
+                break
+            end = [node.count(p) for p in range(len(end))]
+        if complete:
+            self._enter(line[-1][0])
+            where = "beginning of history"
+        else:
+            self._enter(here)
+            where = "end of the reverse search"
+        lpar.publish_aside(RewindEvent(t=lpar.clock.now, cpu=None, to=where,
+                                       events=lpar.events_published))
+        return ReverseSearch(None, since, complete)
+
+    def _repeatable_line(self) -> list[tuple[Checkpoint, list[list[Any]]]]:
+        """The live line back to its activation or to a stretch no replay can repeat."""
+        return list(itertools.takewhile(lambda entry: entry[1][:1] != [["unrepeatable"]],
+                                        self._live_line()))
+
+    def _go_to_hit(self, node: Checkpoint, ops: list[list[Any]], hit: BreakpointHit) -> None:
+        self._restore_node(node)
+        if not self._replay(ops, StopAtHit(hit.cpu, hit.count)):
+            raise CheckpointError("the history did not repeat itself (a replay missed a "
+                                  "breakpoint hit it had seen)")
+        lpar = self.lpar
+        lpar.publish_aside(RewindEvent(t=lpar.clock.now, cpu=hit.cpu,
+                                       to=f"breakpoint {hit.address:#x}",
+                                       events=lpar.events_published))
+
+    def _scan(self, node: Checkpoint, ops: list[list[Any]], addresses: frozenset[int],
+              present: dict[int, int], since: int) -> BreakpointHit | None:
+        """Run node's stretch again with the addresses watched: its latest hit before the
+        present and not before virtual time `since`, if any."""
+        with _HitWatch(self.lpar, addresses, present, since) as watch:
+            self._restore_node(node)
+            self._replay(ops, None)
+        return watch.latest
+
+    def _enter(self, node: Checkpoint) -> None:
+        """A checkpoint, entered as `checkpoint restore` would (inside a round, running on
+        finishes the round as the first time)."""
+        self._restore_node(node)
+        if node.held and not (node.ops and node.ops[0] == ["unrepeatable"]):
+            self.live = _Live(node.parent, [list(op) for op in node.ops], held=True)
 
     def _go_back(self, before, stop) -> None:
         """Restore the latest checkpoint on the live line that satisfies `before`, then run
@@ -627,7 +823,7 @@ class Checkpoints:
                 elif op[0] == "step":
                     self.before_step(op[1], op[2])
                     lpar._aborted = False
-                    lpar._dispatch(lpar.cpus[op[1]], op[2], force=True)
+                    lpar._dispatch(lpar.cpu_by_address(op[1]), op[2], force=True)
                     lpar._run_deferred()
                 if lpar._aborted:
                     break

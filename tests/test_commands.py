@@ -86,6 +86,7 @@ GOOD_LINES = [
     ("u /s purgatory:purgatory_main 4", "u",
      {"where": "purgatory:purgatory_main", "count": 4, "source": True}),
     ("finish", "finish", {"cpu": 0}),
+    ("reverse-continue", "reverse-continue", {}),
     ("finish cpu=2", "finish", {"cpu": 2}),
     ("checkpoint", "checkpoint", {"action": "list", "name": None}),
     ("checkpoint save before-dump", "checkpoint", {"action": "save", "name": "before-dump"}),
@@ -214,6 +215,7 @@ BAD_LINES = [
     ("checkpoint save a/b", "checkpoint: bad name 'a/b' (1-40 letters, digits, - _ .)"),
     ("rewind", "rewind: missing STAGE (usage: rewind STAGE)"),
     ("finish 2", "finish: unexpected '2' (usage: finish [cpu=C])"),
+    ("reverse-continue 1", "reverse-continue: unexpected '1' (usage: reverse-continue)"),
     ("step line 5", "step: line takes only cpu=C (usage: step [back|line] [N] [cpu=C])"),
     ("stage-stop lunch", ("stage-stop: unknown stage 'lunch' (expected on, off or stages from: "
                           + ", ".join(WORKFLOW_STAGES + ("ipl", "boot", "workload",

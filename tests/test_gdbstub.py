@@ -319,7 +319,8 @@ def test_wait_ends_on_ctrl_c_and_is_refused_in_the_console(tmp_path: Path,
 @needs_gdb
 def test_gdb_breaks_in_the_purgatory_and_watches_r2_decide(tmp_path: Path) -> None:
     """docs/GDB.md's worked example: the purgatory runs twice after the panic, r2 = 0 to
-    verify and r2 = 1 to load; after the detach kdump still writes the vmcore."""
+    verify and r2 = 1 to load; reverse-continue goes back to the verify call; after the
+    detach kdump still writes the vmcore (from there, running forward again)."""
     session = Session(tmp_path, overrides={"cpus": 2})
     with session:
         for line in ("activate", "load 0100", "wait-for stage workload-filled", "kdump load",
@@ -332,11 +333,118 @@ def test_gdb_breaks_in_the_purgatory_and_watches_r2_decide(tmp_path: Path) -> No
         purgatory = Path(__file__).resolve().parent.parent / "assets/bin/purgatory.elf"
         output = run_gdb(served.port, f"add-symbol-file {purgatory} -o {base:#x}",
                          "break *purgatory_main", "continue", "info registers r2 pswa",
-                         "continue", "info registers r2 pswa", "detach")
+                         "continue", "info registers r2 pswa", "reverse-continue",
+                         "info registers r2 pswa", "detach")
         assert served.join().ok
         dumped = session.execute("wait-for event dump_written timeout=30s")
-    assert output.count("hit Breakpoint 1, ") == 2, output
-    assert register(output, "r2") == [0, 1], output
+    assert output.count("hit Breakpoint 1, ") == 3, output
+    # reverse-continue: back in the verify call, across the first purgatory run
+    assert register(output, "r2") == [0, 1, 0], output
     entry = base + load_image(purgatory).symbols["purgatory_main"]
-    assert register(output, "pswa") == [entry, entry], output
+    assert register(output, "pswa") == [entry, entry, entry], output
     assert dumped.ok, dumped.message
+
+
+# --------------------------------------------------------------------------------------------
+# Reverse execution (bs, bc) on the teaching mode's rewind
+
+
+def all_registers(output: str, marker: str) -> dict[str, str]:
+    """`info all-registers` printed after `echo MARKER\\n`: name -> raw value text."""
+    block = output.split(f"{marker}\n", 1)[1]
+    values: dict[str, str] = {}
+    for line in block.splitlines():
+        match = re.match(r"^([a-z]+\d*)\s+(\S+)", line)
+        if match is None or match[1] in values:
+            break
+        values[match[1]] = match[2]
+    return values
+
+
+@needs_gdb
+def test_gdb_reverse_stepi_and_reverse_continue(tmp_path: Path) -> None:
+    """reverse-stepi: the registers before a stepi again; reverse-continue: the earlier
+    breakpoint hit (its thread, PC and registers), then with no breakpoint the beginning of
+    the history. The journal holds it as commands and replays."""
+    session = Session(tmp_path / "work", overrides={"cpus": 2})
+    journal = tmp_path / "gdb.jsonl"
+    with session, recording(session, journal):
+        boot(session)
+        served = Serving(session)
+        output = run_gdb(
+            served.port, "thread 1", "echo BEFORE\\n", "info all-registers", "stepi",
+            "echo STEPPED\\n", "info all-registers", "reverse-stepi", "echo BACK\\n",
+            "info all-registers",
+            f"break {BREAK_AT}", "continue", "thread", "echo FIRST\\n", "info all-registers",
+            "continue", "thread", "reverse-continue", "thread", "echo REVERSED\\n",
+            "info all-registers",
+            "delete", "reverse-continue", "echo BEGINNING\\n", "info registers pswa", "detach")
+        result = served.join()
+        assert result.ok, result.message
+        lpar = session.lpar
+        assert lpar is not None
+        cpu_counts = [cpu.instructions for cpu in lpar.cpus]
+    before, stepped, back = (all_registers(output, m) for m in ("BEFORE", "STEPPED", "BACK"))
+    assert len(before) >= 70, output  # PSW, r0-r15, acr, fpc, f0-f15, cr0-15, prefix, timers
+    assert stepped["pswa"] != before["pswa"]
+    assert back == before, output
+    first, reversed_ = all_registers(output, "FIRST"), all_registers(output, "REVERSED")
+    assert first["pswa"].startswith("0x") and reversed_ == first, output
+    threads = re.findall(r"\[Current thread is (\d+)", output)
+    assert len(threads) == 3 and threads[2] == threads[0], output
+    assert re.search(rf"hit Breakpoint 1, (?:0x[0-9a-f]+ in )?{BREAK_AT} \(", output), output
+    assert "No more reverse-execution history." in output, output
+    beginning = output.split("BEGINNING\n", 1)[1]
+    assert register(beginning, "pswa") == [0], output
+    assert cpu_counts == [0, 0]  # the activation: nothing executed yet
+    commands = [c.text for c in read_journal(journal).commands]
+    assert "step back 1 cpu=0" in commands and commands.count("reverse-continue") == 2, commands
+    outcome = replay(read_journal(journal), tmp_path / "replay")
+    assert outcome.identical, outcome
+
+
+def _ask(sock: socket.socket, packet: bytes) -> bytes:
+    sock.sendall(frame(packet))
+    return _reply_matching(sock, b"")
+
+
+def test_bs_and_bc_packets_on_a_small_lpar(tmp_path: Path) -> None:
+    """At the packet level: bs undoes a step of the Hc thread; bc goes back to the earlier of
+    two breakpoint hits (the stop reply names its thread, `g` equals what it was) and without
+    breakpoints answers replaylog:begin, the machine back at its activation. CPU addresses 0
+    and 4 (a gap): thread 5 is CPU 4."""
+    session = boot(Session(tmp_path / "work", overrides={"cpus": 2, "memory": 128 << 20,
+                                                          "cpu_addresses": (0, 4)}))
+    with session:
+        lpar = session.lpar
+        assert lpar is not None
+        entry = lpar.code_address(BREAK_AT)
+        assert entry is not None
+        served = Serving(session)
+        with socket.create_connection(("127.0.0.1", served.port), timeout=10) as gdb:
+            gdb.sendall(b"+")
+            assert b"ReverseStep+;ReverseContinue+" in _ask(gdb, b"qSupported")
+            assert _ask(gdb, b"Hg5") == b"OK"
+            before = _ask(gdb, b"g")
+            assert _ask(gdb, b"vCont;s:5") == b"T05thread:5;"
+            assert _ask(gdb, b"g") != before
+            assert _ask(gdb, b"Hg1") == b"OK" and _ask(gdb, b"Hc5") == b"OK"
+            assert _ask(gdb, b"bs") == b"T05thread:5;"  # Hc's thread, not Hg's
+            assert _ask(gdb, b"g") == before
+            assert _ask(gdb, b"Hc0") == b"OK"
+            assert _ask(gdb, f"Z0,{entry:x},2".encode()) == b"OK"
+            first = _ask(gdb, b"c")
+            thread = re.fullmatch(rb"T05thread:(\d+);", first)
+            assert thread is not None, first
+            at_first = _ask(gdb, b"g")
+            assert int(at_first[16:32], 16) == entry  # pswa, the second register
+            # As gdb does: step the thread off its breakpoint, then continue to the next hit.
+            assert _ask(gdb, b"vCont;s:" + thread[1]) == first
+            assert _ask(gdb, b"c").startswith(b"T05thread:")
+            assert _ask(gdb, b"bc") == first
+            assert _ask(gdb, b"g") == at_first
+            assert _ask(gdb, f"z0,{entry:x},2".encode()) == b"OK"
+            assert re.fullmatch(rb"T05thread:\d+;replaylog:begin;", _ask(gdb, b"bc"))
+            assert _ask(gdb, b"D") == b"OK"
+        assert served.join().ok
+        assert all(cpu.instructions == 0 for cpu in lpar.cpus)

@@ -97,6 +97,14 @@ class FakeTarget:
         self.log.append("stop all")
         return Stop(1, signal)
 
+    def reverse_step(self, cpu: int) -> Stop:
+        self.log.append(f"reverse step {cpu}")
+        return Stop(cpu, history_begins=cpu == 0)
+
+    def reverse_continue(self, cpu: int) -> Stop:
+        self.log.append(f"reverse continue {cpu}")
+        return Stop(1)
+
     def attach(self) -> None:
         self.log.append("attach")
 
@@ -120,15 +128,26 @@ def test_qsupported_threads_and_unknown_packets(stub: Stub) -> None:
     features = ask(stub, "qSupported:multiprocess+;xmlRegisters=i386")
     assert features is not None
     assert b"PacketSize=4000" in features and b"qXfer:features:read+" in features
-    assert b"Reverse" not in features  # reverse execution is not offered yet
+    assert b"ReverseStep+" in features and b"ReverseContinue+" in features
     assert ask(stub, "qfThreadInfo") == b"m1,2"
     assert ask(stub, "qsThreadInfo") == b"l"
     assert ask(stub, "qC") == b"QC1"
     assert bytes.fromhex(ask(stub, "qThreadExtraInfo,2").decode()) == b"CPU 1"
     assert ask(stub, "T2") == b"OK" and ask(stub, "T9") == b"E01"
-    for unknown in ("bs", "bc", "vMustReplyEmpty", "Z1,10,2", "qTStatus", "!"):
+    for unknown in ("vMustReplyEmpty", "Z1,10,2", "qTStatus", "!"):
         assert ask(stub, unknown) == b"", unknown
     assert ask(stub, "QStartNoAckMode") == b"OK" and stub.no_ack
+
+
+def test_reverse_packets_go_to_the_thread_hc_names(stub: Stub) -> None:
+    target = stub.target
+    assert ask(stub, "Hg2") == b"OK"
+    assert ask(stub, "bs") == b"T05thread:2;"  # no Hc yet: the selected thread
+    assert ask(stub, "Hc1") == b"OK" and ask(stub, "bs") == b"T05thread:1;replaylog:begin;"
+    assert ask(stub, "Hc-1") == b"OK" and ask(stub, "bc") == b"T05thread:2;"
+    assert ask(stub, "Hc9") == b"E01"
+    assert target.log == ["reverse step 1", "reverse step 0", "reverse continue 0"]
+    assert stub.thread == 1  # the stop reply selected the thread that stopped
 
 
 def test_registers_per_thread(stub: Stub) -> None:

@@ -186,3 +186,43 @@ def test_rewind_through_a_stand_alone_dump_restores_the_dump_device(tmp_path: Pa
     assert (hashlib.sha256(device.read_bytes()).hexdigest(), _dump_digest(log),
             _machine(session)) == first
     session.close()
+
+
+def test_reverse_continue_goes_back_to_the_latest_breakpoint_hit_exactly(tmp_path: Path) -> None:
+    """Two CPUs stop at a breakpoint and are stepped off it in turn, then run on. Going back
+    to the latest hit gives the machine as it was just before the last of them went on
+    (storage, every CPU, the clock); running on again repeats the first time; a hit older
+    than the search window is not found and the machine stays; without breakpoints the
+    machine goes to its activation."""
+    session, _ = _session(tmp_path, 2)
+    with session:
+        _ok(session, "activate", "load 0100", "run 20ms", "break do_ext_interrupt", "run 5ms",
+            "stop all")
+        lpar = session.lpar
+        entry = lpar.code_address("do_ext_interrupt")
+        sitting = [c.address for c in lpar.cpus if c.psw[1] == entry]
+        assert len(sitting) == 2, "both CPUs reach the timer handler within 5 ms"
+        _ok(session, "break clear all", f"step 1 cpu={sitting[0]}")
+        last_hit = _machine(session)
+        count = lpar.cpus[sitting[1]].instructions
+        _ok(session, f"step 1 cpu={sitting[1]}", "start all", "run 1ms", "stop all")
+        first_time = _machine(session)
+        _ok(session, "break do_ext_interrupt")
+        back = session.execute("reverse-continue")
+        assert back.ok, back.message
+        assert back.data["cpu"] == sitting[1] and back.data["instructions"] == count
+        assert back.data["address"] == entry
+        assert _machine(session) == last_hit
+        assert lpar.breakpoints.addresses == {entry}  # the breakpoints set before stay
+        _ok(session, "break clear all", f"step 1 cpu={sitting[1]}", "start all", "run 1ms",
+            "stop all")
+        assert _machine(session) == first_time
+        # The last hit lies 1 ms back: a 0.5 ms search window misses it, and the machine
+        # stays where it was.
+        lpar.checkpoints.reverse_search_ns = 500_000
+        _ok(session, "break do_ext_interrupt")
+        missed = session.execute("reverse-continue")
+        assert missed.ok and missed.data == {"cpu": None, "t": first_time[2], "complete": False}
+        assert _machine(session) == first_time
+        _ok(session, "break clear all", "reverse-continue")  # no breakpoints: the beginning
+        assert [c.instructions for c in lpar.cpus] == [0, 0] and lpar.clock.now == 0

@@ -26,7 +26,7 @@ import capstone
 
 from console.control import gdbserver, gdbstub, gdbtarget
 from machine.breakpoints import BreakpointError
-from machine.checkpoint import CheckpointError
+from machine.checkpoint import REVERSE_SEARCH_NS, CheckpointError
 from machine.cpu import GPRS
 from machine.faults import FaultError, inject
 from machine.faults import check_words as check_fault_words
@@ -613,6 +613,44 @@ def _run_step_back(session: OperatorSession, args: Mapping[str, Any]) -> Command
                   "psw_mask": snap.psw_mask, "psw_addr": snap.psw_addr, "state": snap.state})
 
 
+def _run_reverse_continue(session: OperatorSession, args: Mapping[str, Any]) -> CommandResult:
+    lpar = _lpar(session)
+    kept = lpar.breakpoints.listed()
+    labels = {b.address: b.label for b in kept}
+    checkpoints = _checkpoints(session, "reverse-continue")
+    try:
+        found = checkpoints.reverse_continue(frozenset(labels))
+    except CheckpointError as error:
+        raise CommandError(f"reverse-continue: {error}") from None
+    _keep_breakpoints(lpar, kept)
+    now, hit = format_time(lpar.clock.now), found.hit
+    if hit is None:
+        data = {"cpu": None, "t": lpar.clock.now, "complete": found.complete}
+        if not found.complete:
+            return _done(f"No CPU reached a breakpoint since {format_time(found.since)} (one "
+                         f"reverse-continue looks back "
+                         f"{checkpoints.reverse_search_ns / 1_000_000:g} ms): the "
+                         f"machine stays at {now}; go back further with rewind, checkpoint "
+                         "restore or step back, then try again", data)
+        why = "no CPU reached a breakpoint in it" if labels else "no breakpoints are set"
+        return _done(f"Back at the beginning of the recorded history ({now}): {why}", data)
+    return _done(f"CPU {hit.cpu} reached breakpoint {hit.address:#x} ({labels[hit.address]}) "
+                 f"at {now}, after {hit.count} instructions: the machine is as it was then",
+                 {"cpu": hit.cpu, "address": hit.address, "instructions": hit.count,
+                  "t": lpar.clock.now})
+
+
+def _keep_breakpoints(lpar: Lpar, kept: list) -> None:
+    """Going back restored the breakpoints set back then; the ones set before the command
+    stay (as a debugger's do), so that reverse-continue can be repeated."""
+    wanted = {b.address: b.label for b in kept}
+    for address in lpar.breakpoints.addresses - wanted.keys():
+        lpar.breakpoints.remove(address)
+    for address, label in wanted.items():
+        if address not in lpar.breakpoints:
+            lpar.breakpoints.add(address, label)
+
+
 def _parse_finish(words: _Words) -> dict[str, Any]:
     items = words.at_most(1)
     cpu = 0
@@ -1110,7 +1148,7 @@ def _run_gdbserver(session: OperatorSession, args: Mapping[str, Any]) -> Command
         lpar = _lpar(session) if session.lpar is not None and session.lpar.activated else None
         if lpar is None:
             raise CommandError(f"gdbserver: {action}: the LPAR is not activated")
-        if args["cpu"] >= len(lpar.cpus):
+        if lpar.cpu_by_address(args["cpu"]) is None:
             raise CommandError(f"gdbserver: no CPU {args['cpu']}")
         if action == "write-register":
             gdbtarget.write_register(lpar, args["cpu"], args["name"], args["value"])
@@ -1255,6 +1293,19 @@ _SPECS = (
         "as they were at that point (the machine runs again from the nearest checkpoint, "
         "without events). Running on from there repeats exactly what happened the first time.",
         _parse_step, _run_step),
+    CommandSpec(
+        "reverse-continue", "reverse-continue",
+        "Run backwards to the latest earlier point at which a CPU reached a breakpoint.",
+        "The machine goes back to where a CPU was last about to execute an instruction at one "
+        "of the breakpoints set now (`break`), every CPU, storage, devices and the host as "
+        "they were then (the breakpoints stay as they are now); without such a point, to the "
+        "beginning of the recorded history (the activation, or the end of a stretch the "
+        "machine ran free). It runs the history again from checkpoints, without events, to "
+        f"find the point, looking back {REVERSE_SEARCH_NS // 1_000_000} ms of virtual time at "
+        "most; when the history goes back further and no CPU reached a breakpoint in that "
+        "time, the machine stays where it is and says so. gdb's `reverse-continue` does "
+        "this.",
+        _parse_nothing, _run_reverse_continue),
     CommandSpec(
         "finish", "finish [cpu=C]", "Run one CPU (default 0) until its function returns.",
         "The return address and the caller's frame come from the program's DWARF call frame "

@@ -10,8 +10,9 @@ The stub is in three modules, so that each can be tested alone:
 - console/control/gdbserver.py, `GdbServer`: the socket, one client at a time; packets are
   executed on the machine's own thread.
 
-Reverse execution (`bs`, `bc`) is not offered yet: the stub answers it as unsupported. Run
-control is all-stop: when gdb gets a stop reply, every CPU is stopped.
+Run control is all-stop: when gdb gets a stop reply, every CPU is stopped. Reverse execution
+(`bs`, `bc`) runs on the teaching mode's rewind (machine/checkpoint.py): a stop reply with
+`replaylog:begin` tells gdb that the recorded history ends there.
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ class Stop:
 
     cpu: int
     signal: int = SIGTRAP
+    history_begins: bool = False  # reverse execution reached the start of the history
 
 
 class Target(Protocol):
@@ -109,6 +111,8 @@ class Target(Protocol):
     def resume(self, cpus: list[int] | None) -> None: ...
     def poll_stop(self) -> Stop | None: ...
     def stop_all(self, signal: int) -> Stop: ...
+    def reverse_step(self, cpu: int) -> Stop: ...
+    def reverse_continue(self, cpu: int) -> Stop: ...
     def attach(self) -> None: ...
     def detach(self) -> None: ...
     def program_file(self) -> str | None: ...
@@ -133,6 +137,7 @@ class Stub:
     def __init__(self, target: Target) -> None:
         self.target = target
         self.thread = 0  # the CPU Hg selected (gdb thread id = CPU address + 1)
+        self.continue_thread: int | None = None  # the CPU Hc named (None: any)
         self.running = False
         self.no_ack = False
         self.detached = False
@@ -170,7 +175,8 @@ class Stub:
         "?": "_question", "g": "_read_all", "qfThreadInfo": "_thread_list",
         "qsThreadInfo": "_thread_list_end", "qC": "_current_thread",
         "qAttached": "_attached", "QStartNoAckMode": "_no_ack_mode", "vCont?": "_vcont_query",
-        "D": "_detach", "k": "_kill", "qSymbol::": "_ok", "bs": "_reverse", "bc": "_reverse",
+        "D": "_detach", "k": "_kill", "qSymbol::": "_ok", "bs": "_reverse_step",
+        "bc": "_reverse_continue",
     }
 
     def _dispatch(self, text: str, payload: bytes) -> bytes | None:
@@ -179,7 +185,7 @@ class Stub:
         first = text[:1]
         if text.startswith("qSupported"):
             return (f"PacketSize={MAX_PACKET:x};qXfer:features:read+;qXfer:exec-file:read+;"
-                    "QStartNoAckMode+;vContSupported+").encode()
+                    "QStartNoAckMode+;vContSupported+;ReverseStep+;ReverseContinue+").encode()
         if text.startswith("qXfer:exec-file:read:"):
             return self._exec_file(text[len("qXfer:exec-file:read:"):])
         if text.startswith("qXfer:features:read:"):
@@ -224,6 +230,11 @@ class Stub:
 
     def _set_thread(self, rest: str) -> bytes:
         kind, thread_id = rest[:1], rest[1:]
+        if kind == "c":
+            # gdb names the thread `bs` steps back this way (0 and -1: any).
+            any_thread = thread_id in ("0", "-1", "")
+            self.continue_thread = None if any_thread else self._cpu_of(thread_id)
+            return b"OK"
         cpu = self._cpu_of(thread_id)
         if kind == "g":
             self.thread = cpu
@@ -248,9 +259,15 @@ class Stub:
     def _stop_reply(self, stop: Stop) -> bytes:
         self.last_stop = stop
         self.thread = stop.cpu
-        return f"T{stop.signal:02x}thread:{stop.cpu + 1:x};".encode()
+        reply = f"T{stop.signal:02x}thread:{stop.cpu + 1:x};"
+        if stop.history_begins:
+            reply += "replaylog:begin;"  # gdb: "No more reverse-execution history."
+        return reply.encode()
 
     def _question(self) -> bytes:
+        cpus = self.target.cpus()
+        if self.last_stop.cpu not in cpus:  # CPU addresses need not begin at 0
+            self.last_stop = Stop(cpus[0], self.last_stop.signal)
         return self._stop_reply(self.last_stop)
 
     # -- registers -----------------------------------------------------------------------------
@@ -381,11 +398,17 @@ class Stub:
         self.running = True
         return self.poll()
 
-    def _reverse(self) -> bytes:
-        # Reverse execution will run on the console's rewind (checkpoints): a Target gains
-        # reverse_step(cpu) -> Stop and reverse_continue() like step/resume, and qSupported
-        # then says ReverseStep+;ReverseContinue+. Until then: unsupported (empty reply).
-        return b""
+    def _reverse_cpu(self) -> int:
+        return self.thread if self.continue_thread is None else self.continue_thread
+
+    def _reverse_step(self) -> bytes:
+        """bs: the CPU gdb named (Hc, else the selected one) one instruction earlier."""
+        return self._stop_reply(self.target.reverse_step(self._reverse_cpu()))
+
+    def _reverse_continue(self) -> bytes:
+        """bc: back to the latest earlier breakpoint hit of any CPU, reported with that CPU's
+        thread; the selected CPU's thread with replaylog:begin when there was none."""
+        return self._stop_reply(self.target.reverse_continue(self._reverse_cpu()))
 
     def _detach(self) -> bytes:
         self.running = False
