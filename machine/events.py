@@ -285,13 +285,15 @@ class NotesSavedEvent(Event):
 @dataclass(frozen=True)
 class SegmentProgressEvent(Event):
     """The purgatory (verify) hashed `done` of the `total` bytes of segment `index` (its
-    name from the crash image): reported every 16 KiB, at the start and at the end."""
+    name from the crash image; it starts at `address`): reported every 16 KiB, at the start
+    and at the end."""
 
     kind: ClassVar[str] = "segment_progress"
     index: int = 0
     name: str = ""
     done: int = 0
     total: int = 0
+    address: int = 0
 
 
 @dataclass(frozen=True)

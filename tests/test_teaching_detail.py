@@ -5,6 +5,7 @@ before the segment's check with the expected and computed digests."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 from pathlib import Path
 
 from conftest import MS
@@ -32,10 +33,10 @@ def test_the_purgatory_reports_hashing_progress_per_segment(tmp_path: Path) -> N
     for index, segment in enumerate(image.hashed):
         mine = [e for e in kinds if e.kind == "segment_progress" and e.index == index]
         assert {e.name for e in mine} == {segment.name}
-        assert {e.total for e in mine} == {segment.memsz}
+        assert {(e.total, e.address) for e in mine} == {(segment.memsz, segment.mem)}
         # 0 at the start, every 16 KiB, the segment's length at the end
         assert [e.done for e in mine] == [*range(0, segment.memsz, STEP), segment.memsz]
-        assert all(a.t <= b.t for a, b in zip(mine, mine[1:]))
+        assert all(a.t <= b.t for a, b in itertools.pairwise(mine))
         after = kinds[kinds.index(mine[-1]) + 1]
         assert after.kind == "check" and after.what == f"segment {index} ({segment.name}) SHA-256"
         now = hashlib.sha256(lpar.storage.read(segment.mem, segment.memsz)).hexdigest()

@@ -102,7 +102,7 @@ static void hash_segment(unsigned long index, const unsigned char *start, unsign
 	unsigned long done = 0;
 
 	sha256_init(&ctx);
-	hc_trace(TRACE_SEGMENT_PROGRESS, index, 0, len, 0);
+	hc_trace(TRACE_SEGMENT_PROGRESS, index, 0, len, (unsigned long)start);
 	while (done < len) {
 		unsigned long step = len - done;
 
@@ -110,7 +110,7 @@ static void hash_segment(unsigned long index, const unsigned char *start, unsign
 			step = SEGMENT_PROGRESS_STEP;
 		sha256_update(&ctx, start + done, step);
 		done += step;
-		hc_trace(TRACE_SEGMENT_PROGRESS, index, done, len, 0);
+		hc_trace(TRACE_SEGMENT_PROGRESS, index, done, len, (unsigned long)start);
 	}
 	sha256_final(&ctx, computed_digest);
 }
