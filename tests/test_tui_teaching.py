@@ -99,7 +99,7 @@ async def test_show_me_moves_code_registers_and_follows_the_note(tmp_path: Path)
         await until(pilot, lambda: app.main.frame.probes["code"].target is not None, "the target")
         assert app.main.frame.probes["code"].target[0] == entry
         await until(pilot, lambda: f"→ {entry:08x}" in str(code._body.render()), "the → line")
-        await pilot.press("p")  # back to the PSW
+        await pilot.press("home")  # back to the PSW
         await until(pilot, lambda: app.main.frame.probes["code"].target is None, "the PSW")
 
         await _next_card(pilot, app, "purgatory-load")

@@ -159,7 +159,9 @@ class DumpLabApp(App[None]):
             self.submit("stage-stop off", "card")
             self.runner.set_running(True)
         elif choice and choice.startswith("show:"):
-            self._show_me(card.shows[int(choice[5:])])
+            # After the card is gone: its screen gives the focus back as it goes, and the
+            # view shown must keep it (Home in the Code view, w in Storage).
+            self.call_after_refresh(self._show_me, card.shows[int(choice[5:])])
 
     def _show_me(self, show: Show) -> None:
         """A card's "Show me" moves the Storage, Code or Registers view to the place (the

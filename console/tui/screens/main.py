@@ -345,11 +345,11 @@ class MainScreen(Screen[None]):
         return len(self.frame.snapshot.cpus) if self.frame and self.frame.snapshot else 1
 
     def show_code_at(self, where: str) -> None:
-        """The Code view at a code symbol or address instead of the PSW (p: back)."""
+        """The Code view at a code symbol or address instead of the PSW (Home: back)."""
         self.code_at = where
         self.show_tab("tab-code")
         self.update_probes()
-        self.acknowledge(f"Code view at {where} (p: back to the PSW)", "info")
+        self.acknowledge(f"Code view at {where} (Home: back to the PSW)", "info")
 
     @on(DisassemblyView.FollowPsw)
     def _follow_psw(self) -> None:

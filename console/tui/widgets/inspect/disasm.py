@@ -123,11 +123,11 @@ def _target_comment(op_str: str, program: str | None) -> str:
 
 class DisassemblyView(VerticalScroll, can_focus=True):
     """The instructions around the PSW; ▶ marks the PSW, ● a breakpoint, → the place a stage
-    card's "Show me" named (p: back to the PSW)."""
+    card's "Show me" named (Home: back to the PSW)."""
 
     HELP_TOPIC = "disassembly"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("p", "follow_psw", "Back to the PSW", id="code.follow-psw", show=False,
+        Binding("home", "follow_psw", "Back to the PSW", id="code.follow-psw", show=False,
                 tooltip="Show the code around the PSW again after a card's Show me"),
     ]
 
@@ -158,7 +158,7 @@ class DisassemblyView(VerticalScroll, can_focus=True):
             "[b]CPU $cpu[/] PSW address $psw $where", cpu=str(result.cpu),
             psw=f"{result.psw:016x}", where=symbols.symbolize(result.psw, result.program) or "")
         if result.target is not None:
-            header += Content.from_markup("\n[b]→ $name[/] at $address (p: back to the PSW)",
+            header += Content.from_markup("\n[b]→ $name[/] at $address (Home: back to the PSW)",
                                           name=result.target[1], address=f"{result.target[0]:08x}")
         lines = disassemble(result, result.breakpoints)
         if not lines:

@@ -1,4 +1,4 @@
-"""Following the ELF note being filled while the purgatory saves every CPU's registers (the
+"""Following (`w` in Storage) the ELF note being filled while the purgatory saves every CPU's registers (the
 `notes` stage), from events only: `notes_saved` says which note was just written (address,
 size, pr_pid), and the next CPU's note starts right after it.
 

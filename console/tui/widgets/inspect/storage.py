@@ -3,7 +3,7 @@
 The hex view asks for a window (address and length); the app turns it into a probe that the
 machine thread reads for every frame. Bytes that changed since the previous frame at the same
 address are shown reversed; bytes that differ from a baseline (storage as it was when a stage
-began, read by a probe then) are underlined in the warning colour. `f` follows the ELF note
+began, read by a probe then) are underlined in the warning colour. `w` follows the ELF note
 being filled during the notes stage (the screen moves the view from the events).
 """
 
@@ -161,8 +161,8 @@ class StorageView(Horizontal):
         Binding("slash", "goto", "Go to", id="storage.goto", tooltip="Go to an address, "
                 "register, lowcore field, region or symbol"),
         Binding("m", "map", "Map", id="storage.map", tooltip="Choose a region of the map"),
-        Binding("f", "follow", "Follow note", id="storage.follow-note",
-                tooltip="Follow the ELF note being filled (notes stage); again: stop"),
+        Binding("w", "follow", "Watch note", id="storage.follow-note",
+                tooltip="Follow (watch) the ELF note being filled in the notes stage; again: stop"),
     ]
 
     class FollowToggled(Message):
