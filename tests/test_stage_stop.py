@@ -45,8 +45,9 @@ def test_every_stage_and_check_has_a_card_whose_places_exist(name: str) -> None:
         assert show.view in SHOW_VIEWS
         program, _, symbol = show.target.rpartition(":")
         if show.view == "registers":
-            cpu, register = register_target(show)  # type: ignore[misc]
-            assert not register or register_field(register) is not None, show
+            target = register_target(show)
+            assert target is not None, show
+            assert not target[1] or register_field(target[1]) is not None, show
         elif follows_note(show):
             continue
         elif re.fullmatch(r"0x[0-9a-f]+", show.target) is None:

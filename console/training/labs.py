@@ -14,7 +14,7 @@ and `answer`), evaluates checks against the session's events, and keeps the scor
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,7 +73,7 @@ class LabHistory:
         # `_first` on (a lab may begin after the LPAR has published some events).
         self._positions: list[int] = []
         self._first = published
-        self.cut_listeners: list = []
+        self.cut_listeners: list[Callable[[int], None]] = []  # told the position cut at
         self.close = bus.subscribe(self._take)
 
     def _take(self, event: Event) -> None:
@@ -87,11 +87,10 @@ class LabHistory:
 
     def _cut(self, kept: int) -> None:
         """Keep the current LPAR's first `kept` machine events and what came before them."""
-        index = max(0, kept - self._first)
+        index = max(0, kept - self._first)  # to before the lab began: all of the lab's
         if index >= len(self._positions):
             return
-        position = self._positions[index] if kept >= self._first else \
-            (self._positions[0] if self._positions else len(self.events))
+        position = self._positions[index]
         del self.events[position:]
         del self._positions[index:]
         for listener in self.cut_listeners:
