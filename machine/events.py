@@ -283,6 +283,29 @@ class NotesSavedEvent(Event):
 
 
 @dataclass(frozen=True)
+class SegmentProgressEvent(Event):
+    """The purgatory (verify) hashed `done` of the `total` bytes of segment `index` (its
+    name from the crash image; it starts at `address`): reported every 16 KiB, at the start
+    and at the end."""
+
+    kind: ClassVar[str] = "segment_progress"
+    index: int = 0
+    name: str = ""
+    done: int = 0
+    total: int = 0
+    address: int = 0
+
+
+@dataclass(frozen=True)
+class SwapProgressEvent(Event):
+    """The swap of [0, crash_size) with the crashkernel region: bytes exchanged so far."""
+
+    kind: ClassVar[str] = "swap_progress"
+    done: int = 0
+    total: int = 0
+
+
+@dataclass(frozen=True)
 class KdumpBootEvent(Event):
     """The kdump kernel reached a step (booted, header checked, ready, saved)."""
 

@@ -24,6 +24,7 @@ from machine.events import (
     KexecEvent,
     NotesSavedEvent,
     PurgatoryEvent,
+    SegmentProgressEvent,
     StageEvent,
     StoreStatusEvent,
 )
@@ -220,6 +221,13 @@ class KdumpHost:
         if start + length > self.lpar.storage.size:
             return None
         return start, length, digest
+
+    def segment_progress(self, cpu: Cpu, args: tuple[int, ...]) -> None:
+        """The purgatory hashed args[1] of the args[2] bytes of segment args[0] (at args[3])."""
+        index, done, total, address = args
+        name = self.image.hashed[index].name if self.image and index < len(self.image.hashed) else "?"
+        self.lpar.publish(SegmentProgressEvent(t=self.lpar.clock.now, cpu=cpu.address, index=index,
+                                               name=name, done=done, total=total, address=address))
 
     def purgatory_result(self, cpu: Cpu, args: tuple[int, ...]) -> None:
         mode = "verify" if args[0] == 0 else "load"

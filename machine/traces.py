@@ -1,5 +1,5 @@
 """The guest programs' trace hypercalls (DIAG 0x500 function TRACE, docs/GUEST_ABI.md) turned
-into events: ids 1-9 come from the production kernel (here), 10-21 from the purgatory and the
+into events: ids 1-9 come from the production kernel (here), 10-22 from the purgatory and the
 kdump kernel (machine/kdump.py), 30-35 from the stand-alone dumper (machine/sadump.py).
 
 Each report is checked on the host where it carries a checksum: the event has the guest's
@@ -143,6 +143,7 @@ _TRACE_HANDLERS: dict[int, Callable[[Lpar, Cpu, tuple[int, ...]], None]] = {
     18: _kdump("loaded"),
     20: _kdump("kdump_boot"),
     21: _kdump("kdump_check"),
+    22: _kdump("segment_progress"),
     30: _dumper("started"),
     31: _dumper("cpu_status"),
     32: _dumper("check"),

@@ -14,7 +14,7 @@ and `answer`), evaluates checks against the session's events, and keeps the scor
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ from console.training.datafiles import (
     load_toml,
     profile_overrides,
 )
-from machine.events import EventLog
+from machine.events import Event, EventBus
 from machine.paths import assets_dir
 
 LAB_FILE = re.compile(r"(\d{2})-([a-z0-9]+(?:-[a-z0-9]+)*)")
@@ -54,6 +54,47 @@ STEP_OPTIONAL = ("setup", "hints", "debrief", "hide_setup")
 def labs_dir() -> Path:
     """Where the shipped labs live."""
     return assets_dir() / "labs"
+
+
+# Events about the session rather than the machine's history: they take no index in the
+# machine's count (Lpar.publish_aside), so a rewind's `events` does not count them.
+ASIDE_KINDS = frozenset({"rewind", "checkpoint", "stage_stop"})
+
+
+class LabHistory:
+    """The events a lab's checks see: what the session's bus delivered since the lab began,
+    as the timeline stands. A `rewind` event takes back the events of the abandoned future
+    (the machine's events after its first `events`, and what came between them); running on
+    publishes them again, and then they count again (docs/LABS.md)."""
+
+    def __init__(self, bus: EventBus, published: int = 0) -> None:
+        self.events: list[Event] = []
+        # Position in `events` of each machine event of the current LPAR, from its index
+        # `_first` on (a lab may begin after the LPAR has published some events).
+        self._positions: list[int] = []
+        self._first = published
+        self.cut_listeners: list[Callable[[int], None]] = []  # told the position cut at
+        self.close = bus.subscribe(self._take)
+
+    def _take(self, event: Event) -> None:
+        if event.kind == "rewind":
+            self._cut(event.events)  # type: ignore[attr-defined]
+        elif event.kind not in ASIDE_KINDS:
+            if event.kind == "hmc" and event.operation == "activate":  # type: ignore[attr-defined]
+                self._positions, self._first = [], 0  # a new LPAR counts from 0
+            self._positions.append(len(self.events))
+        self.events.append(event)
+
+    def _cut(self, kept: int) -> None:
+        """Keep the current LPAR's first `kept` machine events and what came before them."""
+        index = max(0, kept - self._first)  # to before the lab began: all of the lab's
+        if index >= len(self._positions):
+            return
+        position = self._positions[index]
+        del self.events[position:]
+        del self._positions[index:]
+        for listener in self.cut_listeners:
+            listener(position)
 
 
 # --------------------------------------------------------------------------------------------
@@ -269,7 +310,9 @@ class LabRun:
         self.index = 0
         self.results: list[StepResult] = []
         self.commands: list[str] = []  # every line that succeeded, for `ran` checks
-        self._log = EventLog(session.bus)
+        lpar = session.lpar
+        self._log = LabHistory(session.bus, lpar.events_published if lpar is not None else 0)
+        self._log.cut_listeners.append(self._rewound)
         self._baseline = self._files()
         self._current = StepResult(lab.steps[0].title, "open")
         self._step_event = self._step_command = 0  # where the current step's checks look from
@@ -322,6 +365,13 @@ class LabRun:
 
     def tool_context(self) -> labtools.ToolContext:
         return labtools.ToolContext(self.session.workdir, self._log.events)
+
+    def _rewound(self, position: int) -> None:
+        """The timeline was cut back to `position` events: a step that began later now
+        begins there, so that what is replayed counts for it."""
+        self._step_event = min(self._step_event, position)
+        if self._passed_at is not None and self._passed_at[0] > position:
+            self._passed_at = None
 
     # -- the step's life ----------------------------------------------------------------------
 

@@ -27,10 +27,18 @@ from console.tui.screens.dialogs import CommandPrompt, HelpScreen, OpenDumpScree
 from console.tui.screens.main import MainScreen
 from console.tui.screens.palette import DumpLabCommands
 from console.tui.screens.stage_card import StageCard
-from console.tui.stagecards import Card, Show, load_card, show_address
+from console.tui.stagecards import (
+    Card,
+    Show,
+    follows_note,
+    load_card,
+    register_target,
+    show_address,
+)
 from console.tui.widgets.command_line import CommandHistory
 from console.tui.widgets.dump.model import DumpOpenError, open_dump_file
 from console.tui.widgets.dump.viewer import DumpViewer
+from console.tui.widgets.workflow.progress import stage_progress
 
 HELP_DIR = Path(__file__).resolve().parent / "help"
 log = logging.getLogger("dumplab.console")
@@ -128,12 +136,18 @@ class DumpLabApp(App[None]):
         (console/tui/stagecards.py)."""
         cards = [load_card(e.stage) for e in message.events if e.kind == "stage_stop"]
         self._cards.extend(card for card in cards if card is not None)
-        if self._cards and not isinstance(self.screen, StageCard):
+        if isinstance(self.screen, StageCard):
+            self.screen.show_progress(self._card_progress(self.screen.card))
+        elif self._cards:
             self._next_card()
+
+    def _card_progress(self, card: Card) -> list[Any]:
+        return stage_progress(self.main.timeline.find(card.name))
 
     def _next_card(self) -> None:
         card = self._cards.pop(0)
-        self.push_screen(StageCard(card), lambda choice: self._card_done(card, choice))
+        self.push_screen(StageCard(card, self._card_progress(card)),
+                         lambda choice: self._card_done(card, choice))
 
     def _card_done(self, card: Card, choice: str | None) -> None:
         if choice == "continue" and self._cards:
@@ -145,18 +159,25 @@ class DumpLabApp(App[None]):
             self.submit("stage-stop off", "card")
             self.runner.set_running(True)
         elif choice and choice.startswith("show:"):
-            self._show_me(card.shows[int(choice[5:])])
+            # After the card is gone: its screen gives the focus back as it goes, and the
+            # view shown must keep it (Home in the Code view, w in Storage).
+            self.call_after_refresh(self._show_me, card.shows[int(choice[5:])])
 
     def _show_me(self, show: Show) -> None:
-        """A card's "Show me": storage moves the Storage view there; code and registers
-        answer with `u` or `regs` (the machine stays held: F7 goes on to the next stage)."""
+        """A card's "Show me" moves the Storage, Code or Registers view to the place (the
+        machine stays held: F7 goes on to the next stage)."""
         address = show_address(show)
+        registers = register_target(show)
         if address is not None:
             self.main.post_message(GoToAddress(address))
-            return
-        if show.view == "registers":
-            self.show_tab("tab-registers")
-        self.submit(show.command, "card")
+        elif follows_note(show):
+            self.main.follow_notes(True)
+        elif show.view == "code":
+            self.main.show_code_at(show.target)
+        elif registers is not None:
+            self.main.show_registers(*registers)
+        else:
+            self.submit(show.command, "card")
 
     @on(CommandDone)
     def _done(self, message: CommandDone) -> None:

@@ -3,8 +3,9 @@ console/tui/help/stages/ (reviewed against ../shared/S390_FACTS.md). No Textual 
 texts are data, and tests read them without a screen.
 
 A file is Markdown, then lines `show: VIEW TARGET | LABEL`: a "Show me" action that moves a
-view to the place (VIEW `storage` with an address or data symbol, `code` with a code symbol
-or address, `registers` with a CPU number).
+view to the place (VIEW `storage` with an address or data symbol, or `note` for the ELF note
+being filled, which the Storage view then follows; `code` with a code symbol or address;
+`registers` with a CPU number, optionally `.REGISTER`: `0.r2`, `0.psw`, `0.prefix`).
 """
 
 from __future__ import annotations
@@ -73,10 +74,26 @@ def card_names() -> list[str]:
     return sorted(path.stem for path in CARDS_DIR.glob("*.md"))
 
 
+FOLLOW_NOTE = "note"
+
+
+def follows_note(show: Show) -> bool:
+    """A storage "Show me" of the note being filled: the Storage view follows the notes."""
+    return show.view == "storage" and show.target == FOLLOW_NOTE
+
+
+def register_target(show: Show) -> tuple[int, str] | None:
+    """(CPU, register name or "") of a registers "Show me": `0.r2` -> (0, "r2")."""
+    cpu, _, register = show.target.partition(".")
+    if show.view != "registers" or not cpu.isdigit():
+        return None
+    return int(cpu), register
+
+
 def show_address(show: Show) -> int | None:
     """The absolute address a storage "Show me" names (hex, or a symbol of a built program:
     `heartbeat` in the kernel, `PROGRAM:NAME` elsewhere); None for other views."""
-    if show.view != "storage":
+    if show.view != "storage" or follows_note(show):
         return None
     if _is_hex(show.target):
         return int(show.target, 16)

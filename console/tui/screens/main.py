@@ -30,13 +30,14 @@ from console.tui.widgets.hmc.status import CpuBadges, LparStatus
 from console.tui.widgets.hmc.tasks import TASKS, TasksPad
 from console.tui.widgets.inspect import goto
 from console.tui.widgets.inspect.disasm import DisassemblyView, code_probe
+from console.tui.widgets.inspect.follow import NoteFollow
 from console.tui.widgets.inspect.regions import (
     Region,
     StorageFacts,
     probe_storage_facts,
     storage_map,
 )
-from console.tui.widgets.inspect.registers import RegistersView
+from console.tui.widgets.inspect.registers import RegistersView, register_field
 from console.tui.widgets.inspect.storage import HexView, StorageView, hex_probe
 from console.tui.widgets.messages.model import LogStore, severity_of_console
 from console.tui.widgets.messages.pane import OsMessages
@@ -101,6 +102,12 @@ class MainScreen(Screen[None]):
         self._detail_drawn_at = 0.0
         self._detail_timer_pending = False
         self._dump_news: str | None = None
+        # Teaching mode's places (issue 13): the code a card named instead of the PSW, and
+        # the note being filled, which the Storage view can follow.
+        self.code_at: str | None = None
+        self.notes = NoteFollow()
+        self.following_notes = False
+        self._notes_baseline: tuple[int, int] | None = None  # the window the baseline is of
 
     @property
     def dumplab(self) -> ConsoleHost:
@@ -147,6 +154,7 @@ class MainScreen(Screen[None]):
         self.query_one(CpuBadges).show(frame)
         facts = frame.probes.get("facts")
         self.regions = storage_map(frame.snapshot, facts if isinstance(facts, StorageFacts) else None)
+        self._take_notes_baseline(frame.probes.get("notes-base"))
         active = self.active_tab
         if active in DETAIL_TABS and not (now or self._detail_due(frame)):
             self._redraw_details_later()
@@ -218,12 +226,17 @@ class MainScreen(Screen[None]):
         if rewound:  # the machine went back: the timeline shows what still stands
             self.timeline.reset()
             self.timeline.feed(self._machine_events)
-            changed = True
+            self.notes.reset()
+            self.notes.feed(self._machine_events)
+            changed = moved = True
         else:
             changed = self.timeline.feed(events)
+            moved = self.notes.feed(events)
         changed |= self.progress.feed(events)
         if changed or any(e.kind == "dump_written" for e in events):
             self.query_one(WorkflowPane).refresh_all()
+        if moved:
+            self._notes_moved()
 
     def _announce_dump(self, dump: DumpRecord) -> None:
         """The result of the whole workflow: say where it is and how to look at it. Written
@@ -309,7 +322,8 @@ class MainScreen(Screen[None]):
         runner.set_probe("facts", probe_storage_facts)
         hex_view = self.query_one("#hex-view", HexView)
         runner.set_probe("hex", hex_probe(*hex_view.window) if active == "tab-storage" else None)
-        runner.set_probe("code", code_probe(self.selected_cpu) if active == "tab-code" else None)
+        runner.set_probe("code", code_probe(self.selected_cpu, self.code_at)
+                         if active == "tab-code" else None)
 
     @on(HexView.WindowChanged, "#hex-view")
     def _hex_window(self, event: HexView.WindowChanged) -> None:
@@ -323,6 +337,79 @@ class MainScreen(Screen[None]):
         self.update_probes()
         if self.frame is not None:
             self.show_frame(self.frame, now=True)
+
+    # -- teaching mode: the places a stage card's "Show me" names ------------------------
+
+    @property
+    def cpu_count(self) -> int:
+        return len(self.frame.snapshot.cpus) if self.frame and self.frame.snapshot else 1
+
+    def show_code_at(self, where: str) -> None:
+        """The Code view at a code symbol or address instead of the PSW (Home: back)."""
+        self.code_at = where
+        self.show_tab("tab-code")
+        self.update_probes()
+        self.acknowledge(f"Code view at {where} (Home: back to the PSW)", "info")
+
+    @on(DisassemblyView.FollowPsw)
+    def _follow_psw(self) -> None:
+        self.code_at = None
+        self.update_probes()
+        self.acknowledge(f"Code view follows the PSW of CPU {self.selected_cpu}", "info")
+
+    def show_registers(self, cpu: int, register: str = "") -> None:
+        """The Registers view on a CPU, with the register a card named marked."""
+        self.selected_cpu = min(cpu, self.cpu_count - 1)
+        view = self.query_one(RegistersView)
+        view.focus_field = register_field(register) if register else None
+        self.show_tab("tab-registers")
+        self.update_probes()
+        what = f" {register}" if view.focus_field else ""
+        self.acknowledge(f"Registers of CPU {self.selected_cpu}{what}", "info")
+
+    @on(StorageView.FollowToggled)
+    def _toggle_follow(self) -> None:
+        self.follow_notes(not self.following_notes)
+
+    def follow_notes(self, on: bool) -> None:
+        """The Storage view follows the ELF note being filled (from `notes_saved` events),
+        bytes changed since the notes stage began marked."""
+        self.following_notes = on
+        if not on:
+            self.query_one(StorageView).say("Not following the notes any more.")
+            return
+        self.show_tab("tab-storage")
+        self._notes_moved()
+
+    def _notes_moved(self) -> None:
+        """A notes event came: read the header as verified (once), move the followed view."""
+        window = self.notes.baseline_window()
+        hex_view = self.query_one(HexView)
+        if window is not None and window != self._notes_baseline:
+            self._notes_baseline = window
+            hex_view.baseline = None
+            self.dumplab.runner.set_probe("notes-base", hex_probe(*window))
+        elif window is None and self.notes.header is None:  # rewound to before any: forget
+            self._notes_baseline, hex_view.baseline = None, None
+        if not self.following_notes:
+            return
+        target = self.notes.target(self.cpu_count)
+        storage = self.query_one(StorageView)
+        if target is None:
+            storage.say("Following the notes: no note written yet (they come in the notes "
+                        "stage, after the purgatory's load mode checks)")
+        else:
+            storage.go(target[0], target[1])
+
+    def _take_notes_baseline(self, result: object) -> None:
+        """The header as the purgatory verified it, the notes stage's starting point: kept
+        if no note was written before it was read (events come before their frame)."""
+        if result is None or self._notes_baseline is None:
+            return
+        self.dumplab.runner.set_probe("notes-base", None)
+        if isinstance(result, tuple) and result[0] == self._notes_baseline[0] \
+                and self.notes.header_as_verified:
+            self.query_one(HexView).baseline = result  # type: ignore[assignment]
 
     # -- go-to ---------------------------------------------------------------------------
 
@@ -341,6 +428,7 @@ class MainScreen(Screen[None]):
 
     @on(GoToAddress)
     def _go_to_address(self, event: GoToAddress) -> None:
+        self.following_notes = False  # the operator chose another place
         self.show_tab("tab-storage")
         self.query_one(StorageView).go(event.address)
 

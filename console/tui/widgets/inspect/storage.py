@@ -2,7 +2,9 @@
 
 The hex view asks for a window (address and length); the app turns it into a probe that the
 machine thread reads for every frame. Bytes that changed since the previous frame at the same
-address are shown reversed.
+address are shown reversed; bytes that differ from a baseline (storage as it was when a stage
+began, read by a probe then) are underlined in the warning colour. `w` follows the ELF note
+being filled during the notes stage (the screen moves the view from the events).
 """
 
 from __future__ import annotations
@@ -35,13 +37,17 @@ def hex_probe(address: int, length: int):  # type: ignore[no-untyped-def]
     return probe
 
 
-def hex_row(address: int, chunk: bytes, old: bytes | None) -> Content:
-    """One row: address, four words, and the printable characters."""
+def hex_row(address: int, chunk: bytes, old: bytes | None, base: bytes | None = None) -> Content:
+    """One row: address, four words, and the printable characters. `old`: the same bytes in
+    the previous frame; `base`: as they were when the stage began (None: not known)."""
     parts: list[Content] = [Content(f"{address:08x}  ")]
     for index, byte in enumerate(chunk):
         changed = old is not None and index < len(old) and old[index] != byte
+        since_stage = base is not None and index < len(base) and base[index] != byte
         text = f"{byte:02x}"
-        parts.append(Content.styled(text, "reverse") if changed else Content(text))
+        style = " ".join(name for name, on in (("reverse", changed),
+                                               ("bold underline $warning", since_stage)) if on)
+        parts.append(Content.styled(text, style) if style else Content(text))
         if index % 4 == 3:
             parts.append(Content(" "))
     ascii_text = "".join(chr(b) if 0x20 <= b < 0x7F else "." for b in chunk)
@@ -80,6 +86,7 @@ class HexView(Static, can_focus=True):
         self._data: bytes | None = None
         self._previous: tuple[int, bytes] | None = None
         self._error = ""
+        self.baseline: tuple[int, bytes] | None = None  # storage when the stage began
 
     @property
     def rows(self) -> int:
@@ -118,9 +125,19 @@ class HexView(Static, can_focus=True):
             self.update(f"{address:08x}: beyond the end of storage")
             return
         rows = [hex_row(address + offset, data[offset:offset + ROW],
-                        old[offset:offset + ROW] if old else None)
+                        old[offset:offset + ROW] if old else None,
+                        self._base(address + offset, len(data[offset:offset + ROW])))
                 for offset in range(0, len(data), ROW)]
         update_static(self, Content("\n").join(rows))
+
+    def _base(self, address: int, length: int) -> bytes | None:
+        """The baseline's bytes for [address, address+length), if it covers them all."""
+        if self.baseline is None:
+            return None
+        start, data = self.baseline
+        if not (start <= address and address + length <= start + len(data)):
+            return None
+        return data[address - start:address - start + length]
 
 
 class StorageMap(OptionList):
@@ -144,7 +161,15 @@ class StorageView(Horizontal):
         Binding("slash", "goto", "Go to", id="storage.goto", tooltip="Go to an address, "
                 "register, lowcore field, region or symbol"),
         Binding("m", "map", "Map", id="storage.map", tooltip="Choose a region of the map"),
+        Binding("w", "follow", "Watch note", id="storage.follow-note",
+                tooltip="Follow (watch) the ELF note being filled in the notes stage; again: stop"),
     ]
+
+    class FollowToggled(Message):
+        """The operator asked to follow (or stop following) the note being filled."""
+
+    def action_follow(self) -> None:
+        self.post_message(self.FollowToggled())
 
     def action_goto(self) -> None:
         self.query_one("#storage-goto", Input).focus()

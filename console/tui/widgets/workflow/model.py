@@ -79,6 +79,24 @@ class CheckRecord:
 
 
 @dataclass
+class SegmentLine:
+    """One segment the purgatory hashes: bytes done of total (`segment_progress` events),
+    then the digests of its `check` event."""
+
+    index: int
+    name: str
+    done: int
+    total: int
+    expected: str = ""
+    computed: str = ""
+    ok: bool | None = None  # None until the check came
+
+
+_SEGMENT_CHECK = re.compile(r"segment (\d+) \(.*\) SHA-256")
+PURGATORY_STAGES = ("purgatory-verify", "purgatory-load")
+
+
+@dataclass
 class StageRecord:
     """What happened in one stage (the latest status, and everything on the way)."""
 
@@ -90,12 +108,17 @@ class StageRecord:
     history: list[tuple[int, str, str]] = field(default_factory=list)
     checks: list[CheckRecord] = field(default_factory=list)
     notes: list[tuple[int, str]] = field(default_factory=list)
+    # Watchable detail (issue 13): the purgatory's hashing per segment, the swap's progress.
+    segments: dict[int, SegmentLine] = field(default_factory=dict)
+    swap: tuple[int, int] | None = None  # (done, total) bytes exchanged
 
     @property
     def name(self) -> str:
         return self.info.name
 
     def mark(self, t: int, status: str, detail: str) -> None:
+        if status == "running" and self.status != "running":  # a new run: new progress
+            self.segments, self.swap = {}, None
         self.status = status
         self.first_t = t if self.first_t is None else self.first_t
         self.last_t = t
@@ -156,6 +179,10 @@ class Timeline:
             self.stages[name] = StageRecord(StageInfo(name, name.replace("-", " ").capitalize()))
         return self.stages[name]
 
+    def find(self, name: str) -> StageRecord | None:
+        """The record of a stage by its name or alias, without creating one."""
+        return self.stages.get(_ALIASES.get(name, name))
+
     def feed(self, events: Iterable[Event]) -> bool:
         """Take events in; True if anything shown changed."""
         changed = False
@@ -192,6 +219,7 @@ class Timeline:
     def _on_check(self, event: Event) -> None:
         record = CheckRecord(event.what, str(event.expected), str(event.computed),  # type: ignore[attr-defined]
                              bool(event.ok), field_of(event, "guest_ok"), event.t)  # type: ignore[attr-defined]
+        self._segment_verdict(record)
         if self.current is None:
             self._orphans.append(record)
             return
@@ -199,6 +227,31 @@ class Timeline:
         target.checks.append(record)
         if target.name != "checks" and self.stages["dumper"].status != "pending":
             self.stage("checks").checks.append(record)  # the dumper's checks, all in one place
+
+    def _on_segment_progress(self, event: Event) -> None:
+        record = self._purgatory_record()
+        index = int(field_of(event, "index", default=0))
+        line = record.segments.get(index)
+        done, total = int(field_of(event, "done", default=0)), int(field_of(event, "total", default=0))
+        if line is None or done < line.done:  # (again) from the start
+            record.segments[index] = SegmentLine(index, str(field_of(event, "name", default="?")),
+                                                 done, total)
+        else:
+            line.done, line.total = done, total
+
+    def _on_swap_progress(self, event: Event) -> None:
+        self.stage("swap").swap = (int(field_of(event, "done", default=0)),
+                                   int(field_of(event, "total", default=0)))
+
+    def _purgatory_record(self) -> StageRecord:
+        """The purgatory run that hashes now (verify, or the load mode's own verify)."""
+        return self.stage(self.current if self.current in PURGATORY_STAGES else "purgatory-verify")
+
+    def _segment_verdict(self, record: CheckRecord) -> None:
+        match = _SEGMENT_CHECK.fullmatch(record.what)
+        line = self._purgatory_record().segments.get(int(match.group(1))) if match else None
+        if line is not None:
+            line.expected, line.computed, line.ok = record.expected, record.computed, record.ok
 
     def _on_hmc(self, event: Event) -> bool:
         operation = event.operation  # type: ignore[attr-defined]

@@ -8,7 +8,7 @@ from textual.containers import Horizontal
 from textual.content import Content
 from textual.widgets import Label, ProgressBar, Static
 
-from console.tui.widgets.workflow.model import DumpRecord, ProgressState
+from console.tui.widgets.workflow.model import DumpRecord, ProgressState, SegmentLine, StageRecord
 
 MiB = 1 << 20
 CHART_WIDTH = 30
@@ -53,6 +53,58 @@ def bar(value: float, largest: float, width: int = CHART_WIDTH) -> str:
         return ""
     eighths = round(8 * width * value / largest)
     return "█" * (eighths // 8) + " ▏▎▍▌▋▊▉"[eighths % 8].strip()
+
+
+STAGE_BAR_WIDTH = 12
+DIGEST_SHOWN = 16  # hex digits of a digest on a progress line (the checks list has them all)
+
+
+def meter(done: int, total: int, width: int = STAGE_BAR_WIDTH) -> str:
+    """`[█████▌      ]`: a bar of fixed width, readable without colour."""
+    return "[" + bar(done, total, width).ljust(width) + "]" if total > 0 else "[" + " " * width + "]"
+
+
+def segment_lines(line: SegmentLine) -> list[Content]:
+    """`▶ segment 0 kdump kernel [███   ] 16.0/48.0 KiB`, and once its check came the
+    expected (kexec's) and computed (the host's) digests."""
+    mark, style = ("▶", "bold $accent") if line.ok is None else \
+        ("✔", "bold $success") if line.ok else ("✘", "bold reverse $error")
+    lines = [Content.from_markup(
+        f"  [{style}]$mark[/] segment $index $name $meter $done/$total KiB", mark=mark,
+        index=str(line.index), name=line.name, meter=meter(line.done, line.total),
+        done=f"{line.done / 1024:.1f}", total=f"{line.total / 1024:.1f}")]
+    if line.ok is not None:
+        lines.append(Content(f"      expected {line.expected[:DIGEST_SHOWN]}… "
+                             f"computed {line.computed[:DIGEST_SHOWN]}…"))
+    return lines
+
+
+def swap_line(record: StageRecord) -> Content:
+    """The swap's bar from `swap_progress` events, or its state when none came."""
+    if record.swap is not None:
+        done, total = record.swap
+        return Content.from_markup("  exchanged $meter $done of $total MiB",
+                                   meter=meter(done, total), done=f"{done / MiB:.1f}",
+                                   total=f"{total / MiB:.1f}")
+    if record.status == "pending":
+        return Content.from_markup("  [$foreground-muted]exchanged: not begun[/]")
+    return Content(f"  exchanged: {record.status} (no progress reported)")
+
+
+def stage_progress(record: StageRecord | None) -> list[Content]:
+    """The watchable detail of a stage: the purgatory's hashing per segment, the swap's bar
+    (empty for stages that have none)."""
+    if record is None:
+        return []
+    lines: list[Content] = []
+    if record.segments:
+        lines.append(Content.from_markup("[b]SHA-256 of the segments[/] (bytes hashed)"))
+        for line in sorted(record.segments.values(), key=lambda line: line.index):
+            lines += segment_lines(line)
+    if record.name == "swap":
+        lines += [Content.from_markup("[b]Swap[/] [0, crash_size) <-> crashkernel"),
+                  swap_line(record)]
+    return lines
 
 
 def chart(dumps: list[DumpRecord]) -> Content:

@@ -19,6 +19,7 @@ from textual.widgets.option_list import Option
 from console.tui.bridge import GoToAddress
 from console.tui.widgets.inspect.regions import Region, regions_named
 from console.tui.widgets.workflow.model import CheckRecord, StageRecord, Timeline
+from console.tui.widgets.workflow.progress import stage_progress
 
 MARKS = {"pending": "·", "running": "▶", "done": "✔", "failed": "✘"}
 MARK_STYLES = {"pending": "$foreground-muted", "running": "bold $accent",
@@ -63,6 +64,7 @@ def stage_detail(record: StageRecord) -> Content:
         lines.append(Content(f"first at t={ms(record.first_t)}, last at t={ms(record.last_t)}"))
     if record.status == "pending":
         lines.append(Content.from_markup("[$foreground-muted]Not reached in this run yet.[/]"))
+    lines += stage_progress(record)
     for t, status, detail in record.history[-12:]:
         lines.append(Content(f"  {ms(t):>12}  {status:<8} {detail}"))
     if record.checks:
