@@ -301,6 +301,16 @@ class DumpProgressEvent(Event):
 
 
 @dataclass(frozen=True)
+class SwapProgressEvent(Event):
+    """The kdump kernel's head is swapping [0, size) with the crashkernel region: bytes done
+    of total, reported every MiB (the last report has done == total)."""
+
+    kind: ClassVar[str] = "swap_progress"
+    done: int = 0
+    total: int = 0
+
+
+@dataclass(frozen=True)
 class DumpWrittenEvent(Event):
     """A dump file is complete (written atomically under path)."""
 

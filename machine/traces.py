@@ -1,6 +1,7 @@
 """The guest programs' trace hypercalls (DIAG 0x500 function TRACE, docs/GUEST_ABI.md) turned
-into events: ids 1-9 come from the production kernel (here), 10-21 from the purgatory and the
-kdump kernel (machine/kdump.py), 30-35 from the stand-alone dumper (machine/sadump.py).
+into events: ids 1-9 come from the production kernel (here), 10-25 from the purgatory and the
+kdump kernel (machine/kdump.py), 30-35 from the stand-alone dumper (machine/sadump.py), 36-39
+from the stand-alone kdump loader (machine/zipl_kdump.py).
 
 Each report is checked on the host where it carries a checksum: the event has the guest's
 value and the host's own computation."""
@@ -136,13 +137,14 @@ _TRACE_HANDLERS: dict[int, Callable[[Lpar, Cpu, tuple[int, ...]], None]] = {
     11: _kdump("purgatory_check"),
     12: _kdump("purgatory_result"),
     13: _kdump("notes_saved"),
-    14: _kdump("swap"),
     15: _kdump("enter_kdump"),
     16: _kdump("crash_kexec"),
     17: _kdump("status_stored"),
     18: _kdump("loaded"),
     20: _kdump("kdump_boot"),
     21: _kdump("kdump_check"),
+    24: _kdump("swap"),
+    25: _kdump("swap_progress"),
     30: _dumper("started"),
     31: _dumper("cpu_status"),
     32: _dumper("check"),
