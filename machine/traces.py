@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from machine import zipl_kdump
 from machine.checksums import cksm
 from machine.events import (
     CheckEvent,
@@ -151,4 +152,8 @@ _TRACE_HANDLERS: dict[int, Callable[[Lpar, Cpu, tuple[int, ...]], None]] = {
     33: _dumper("decision"),
     34: _dumper("progress"),
     35: _dumper("done"),
+    36: zipl_kdump.started,
+    37: zipl_kdump.check,
+    38: zipl_kdump.copied,
+    39: zipl_kdump.enter,
 }
