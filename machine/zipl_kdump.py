@@ -33,7 +33,7 @@ OS_INFO_POINTER = 0xE18
 OS_INFO_MAGIC = 0x4F53494E464F535A
 
 CHECKS = {1: "os_info pointer", 2: "os_info magic", 3: "os_info checksum", 4: "os_info version",
-          5: "crashkernel"}
+          5: "crashkernel", 6: "kdump kernel on the device"}
 WAIT_CODES = {
     0x4520: "EOS_INFO_MISSING: no os_info found",
     0x4521: "EOS_INFO_CSUM_FAILED: os_info checksum incorrect",
@@ -42,7 +42,8 @@ WAIT_CODES = {
     0x4524: "EHSA_COPY_FAILED: the kdump kernel could not be loaded",
 }
 # What each failed check ends in (the loader's order: the first failure stops it).
-CHECK_CODES = {1: 0x4520, 2: 0x4520, 3: 0x4521, 4: 0x4522, 5: 0x4523}
+CHECK_CODES = {1: 0x4520, 2: 0x4520, 3: 0x4521, 4: 0x4522, 5: 0x4523, 6: 0x4524}
+KERNEL_CHECK = 6
 
 
 def standalone_command_line(settings: kexec.KdumpSettings) -> str:
@@ -107,15 +108,18 @@ def check(lpar: Lpar, cpu: Cpu, args: tuple[int, ...]) -> None:
                             computed=computed, ok=ok, guest_ok=guest_ok, guest_computed=f"{value:#x}"))
     if not guest_ok:
         code = CHECK_CODES.get(kind, 0)
-        _stage(lpar, cpu, "checks", "failed", f"{what} failed: {describe_code(code)}")
+        if kind != KERNEL_CHECK:  # the os_info checks are done when the kernel is read
+            _stage(lpar, cpu, "checks", "failed", f"{what} failed: {describe_code(code)}")
         _stage(lpar, cpu, "dumper", "failed", f"Dump failed: disabled wait {code:#06x}")
     elif kind == 5:
         _stage(lpar, cpu, "checks", "done", "os_info valid, crashkernel defined")
 
 
 def recompute(lpar: Lpar, kind: int) -> tuple[str, str, bool]:
-    """(expected, computed, ok) of one os_info check. The loader has not written to the
-    lowcore's 0xE18 nor to os_info when it checks, so storage shows what it read."""
+    """(expected, computed, ok) of one check. The loader has not written to the lowcore's
+    0xE18 nor to os_info when it checks them, so storage shows what it read."""
+    if kind == KERNEL_CHECK:
+        return _recompute_kernel(lpar)
     storage = lpar.storage
     address = storage.u64(OS_INFO_POINTER)
     valid = bool(address) and not address % 4096 and address + 4096 <= storage.size
@@ -135,6 +139,21 @@ def recompute(lpar: Lpar, kind: int) -> tuple[str, str, bool]:
         return "<= 1", str(major), major <= 1
     base, size = struct.unpack_from(">QQ", page, 0x10)
     return "crashkernel defined", f"{base:#x}+{size:#x}", base != 0 and size != 0
+
+
+def _recompute_kernel(lpar: Lpar) -> tuple[str, str, bool]:
+    """The kernel image on the IPL device: its descriptor valid and the image within the
+    crashkernel size the loader found (what the loader read into 0x10000)."""
+    device = lpar.devices.get(lpar.ipl_devno)
+    try:
+        magic, _, size, memsz = _DESCRIPTOR.unpack_from(device.read_blocks(DESCRIPTOR_BLOCK, 1))
+    except (AttributeError, DeviceError):
+        return "a kdump kernel", "no device", False
+    os_info = lpar.storage.u64(OS_INFO_POINTER)
+    crash_size = lpar.storage.u64(os_info + 0x18) if os_info and os_info + 0x20 <= lpar.storage.size else 0
+    ok = magic == DESCRIPTOR_MAGIC and 0 < size <= memsz and kexec.KDUMP_IMAGE_OFFSET + memsz <= crash_size
+    shown = f"{size} bytes" if magic == DESCRIPTOR_MAGIC else "no descriptor"
+    return f"a kdump kernel in block {DESCRIPTOR_BLOCK}", shown, ok
 
 
 def copied(lpar: Lpar, cpu: Cpu, args: tuple[int, ...]) -> None:

@@ -28,8 +28,11 @@
 #define EOS_INFO_NOCRASHKERNEL  0x4523
 #define EHSA_COPY_FAILED        0x4524
 
-/* LOADER_CHECK kinds: the stand-alone dumper's first five (machine/sadump.py CHECKS). */
-enum check { CHECK_POINTER = 1, CHECK_MAGIC, CHECK_CSUM, CHECK_VERSION, CHECK_CRASHKERNEL };
+/* LOADER_CHECK kinds: the stand-alone dumper's first five (machine/sadump.py CHECKS), then
+ * whether the kdump kernel could be read from the device. */
+enum check {
+	CHECK_POINTER = 1, CHECK_MAGIC, CHECK_CSUM, CHECK_VERSION, CHECK_CRASHKERNEL, CHECK_KERNEL,
+};
 
 struct kdump_descriptor {
 	unsigned long magic;
@@ -155,7 +158,7 @@ void loader_main(void)
 	       crash_base / MiB, crash_size / MiB);
 	save_old_memory();
 	code = load_kdump_kernel();
-	if (code)
+	if (!check(CHECK_KERNEL, code == 0, KDUMP_DESCRIPTOR_BLOCK))
 		kdump_failed(code);
 	enter_kdump();
 }
