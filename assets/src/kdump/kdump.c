@@ -203,12 +203,13 @@ static unsigned int report_cpus(void)
  * the kernel builds the header itself, as Linux's crash_dump.c does: notes of every CPU (the
  * IPL CPU's status from the old system's 0x1200, where Load with store status put it; the
  * others by SIGP stop and store status), PT_LOADs of old memory without the crashkernel region. */
-#define SA_HEADER_SIZE   0x10000UL
 #define SA_NOTES_OFFSET  0x1000UL
 #define PRPSINFO_SIZE    136
 #define NT_PRPSINFO      3
 
-static unsigned char standalone_header[SA_HEADER_SIZE] __attribute__((aligned(4096)));
+/* Where kexec would have put it (ELFCOREHDR_OFFSET): free memory of ours in [0, crash_size)
+ * when a loader started us, and not part of the image, so kexec's digests stay small. */
+static unsigned char *const standalone_header = (unsigned char *)ELFCOREHDR_OFFSET;
 static unsigned char cpu_save[LC_SAVE_AREA_SIZE] __attribute__((aligned(8)));
 
 static unsigned int stap(void)
