@@ -297,15 +297,6 @@ class SegmentProgressEvent(Event):
 
 
 @dataclass(frozen=True)
-class SwapProgressEvent(Event):
-    """The swap of [0, crash_size) with the crashkernel region: bytes exchanged so far."""
-
-    kind: ClassVar[str] = "swap_progress"
-    done: int = 0
-    total: int = 0
-
-
-@dataclass(frozen=True)
 class KdumpBootEvent(Event):
     """The kdump kernel reached a step (booted, header checked, ready, saved)."""
 
@@ -319,6 +310,16 @@ class DumpProgressEvent(Event):
     """A dump is being written: bytes done of total."""
 
     kind: ClassVar[str] = "dump_progress"
+    done: int = 0
+    total: int = 0
+
+
+@dataclass(frozen=True)
+class SwapProgressEvent(Event):
+    """The kdump kernel's head is swapping [0, size) with the crashkernel region: bytes done
+    of total, reported every MiB (the last report has done == total)."""
+
+    kind: ClassVar[str] = "swap_progress"
     done: int = 0
     total: int = 0
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 # Stages that mean a dump was taken or attempted.
 DUMP_STAGES = frozenset({"crash-kexec", "purgatory-verify", "purgatory-load", "notes", "swap",
                          "kdump-boot", "vmcore", "dumper", "cpu-status", "checks", "kdump",
-                         "full-dump"})
+                         "full-dump", "oldmem-copy"})
 
 
 @dataclass

@@ -27,6 +27,7 @@ from machine.events import (
     SegmentProgressEvent,
     StageEvent,
     StoreStatusEvent,
+    SwapProgressEvent,
 )
 from machine.formats.common import DumpFormatError
 from machine.formats.elfcore import write_vmcore
@@ -243,21 +244,34 @@ class KdumpHost:
         self.lpar.publish(NotesSavedEvent(t=self.lpar.clock.now, cpu=cpu.address, pid=pid,
                                           prefix=prefix, address=address, size=size))
 
+    def enter_kdump(self, cpu: Cpu, args: tuple[int, ...]) -> None:
+        """The purgatory jumps to the kdump kernel's entry where kexec put it (crash_base +
+        0x10010): the kernel's head swaps memory itself, running from there and from its data
+        mover at 0x4000, so the host emulates its instructions at those places; from the
+        link addresses once the swap has brought it down."""
+        entry, base = args[0], args[1]
+        self._stage(cpu, "notes", "done")
+        if self.image is None:
+            return
+        self.lpar.enter_program(self.image.kdump)
+        if entry == kexec.KDUMP_ENTRY:
+            self._stage(cpu, "kdump-boot", "running", f"entering the kdump kernel at {entry:#x}")
+        else:
+            self.lpar.set_kexec_intercepts(kexec.unswapped_kdump_intercepts(self.image.kdump, base))
+
     def swap(self, cpu: Cpu, args: tuple[int, ...]) -> None:
+        """The kdump kernel's head swaps [0, size) with [base, base + size): 1 start, 2 done."""
         step, base, size = args[0], args[1], args[2]
         if step == 1:
-            self._stage(cpu, "notes", "done")
             self._stage(cpu, "swap", "running", f"[0, {size:#x}) <-> [{base:#x}, {base + size:#x})")
         else:
+            self.lpar.set_kexec_intercepts([])
             self._stage(cpu, "swap", "done", f"OLDMEM_BASE={base:#x} OLDMEM_SIZE={size:#x}")
+            self._stage(cpu, "kdump-boot", "running", f"entering the kdump kernel at {kexec.KDUMP_ENTRY:#x}")
 
-    def enter_kdump(self, cpu: Cpu, args: tuple[int, ...]) -> None:
-        """The purgatory jumps into the kdump kernel: its code replaces the production
-        kernel's at 0x10000, so the host emulates the kdump kernel's instructions from now."""
-        self.lpar.set_kexec_intercepts([])
-        if self.image is not None:
-            self.lpar.enter_program(self.image.kdump)
-        self._stage(cpu, "kdump-boot", "running", f"entering the kdump kernel at {args[0]:#x}")
+    def swap_progress(self, cpu: Cpu, args: tuple[int, ...]) -> None:
+        self.lpar.publish(SwapProgressEvent(t=self.lpar.clock.now, cpu=cpu.address, done=args[0],
+                                            total=args[1]))
 
     # --- the kdump kernel -------------------------------------------------------------------
     def kdump_boot(self, cpu: Cpu, args: tuple[int, ...]) -> None:

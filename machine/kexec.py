@@ -23,6 +23,8 @@ ELFCOREHDR_OFFSET = 0x100000
 INITRD_OFFSET = 0x800000
 KDUMP_ENTRY = 0x10010
 COMMAND_LINE_OFFSET = 0x480  # in the kdump image: absolute 0x10480
+OLDMEM_BASE_OFFSET = 0x418  # in the kdump image's parm area: absolute 0x10418, 0x10420
+MOVER_ADDRESS = 0x4000  # where the kdump kernel's head copies its data mover
 COMMAND_LINE_SIZE = 896
 PURGATORY_MAGIC = 0x5055524741544F52
 MAX_REGIONS = 16
@@ -93,6 +95,20 @@ class CrashImage:
         base = self.segment("purgatory").mem
         return [base + address for address in image_hook_addresses(self.purgatory)]
 
+    def unswapped_kdump_intercepts(self) -> list[int]:
+        """The kdump kernel's emulated instructions while it runs where kexec put it (memory
+        not yet swapped), and its data mover's at 0x4000 (assets/src/kdump/head.S)."""
+        return unswapped_kdump_intercepts(self.kdump, self.crash_base)
+
+
+def unswapped_kdump_intercepts(kdump: Image, crash_base: int) -> list[int]:
+    """Emulated instructions of the kdump kernel placed at crash_base + its link address,
+    and of its data mover copied to 0x4000."""
+    mover, mover_end = kdump.symbols["swap_mover"], kdump.symbols["swap_mover_end"]
+    addresses = image_hook_addresses(kdump)
+    moved = [MOVER_ADDRESS + a - mover for a in addresses if mover <= a < mover_end]
+    return [crash_base + a for a in addresses] + moved
+
 
 def flatten(image: Image, base: int) -> tuple[bytes, int]:
     """The image's loadable bytes from base (data, and the size including .bss)."""
@@ -120,11 +136,15 @@ def kdump_command_line(settings: KdumpSettings) -> str:
             f"dump_devno=0x{settings.dump_devno:04x}")
 
 
-def build_kdump_segment(crash_base: int, settings: KdumpSettings) -> tuple[Segment, Image]:
+def build_kdump_segment(crash_base: int, crash_size: int, settings: KdumpSettings) -> tuple[Segment, Image]:
+    """The kdump kernel as kexec-tools loads it: its command line, and OLDMEM_BASE/SIZE in its
+    parm area (its head reads them to swap memory)."""
     kdump = load_image(program_path("kdump"))
     data, memsz = flatten(kdump, KDUMP_IMAGE_OFFSET)
     line = kdump_command_line(settings).encode().ljust(COMMAND_LINE_SIZE, b"\0")
     data = data[:COMMAND_LINE_OFFSET] + line + data[COMMAND_LINE_OFFSET + COMMAND_LINE_SIZE:]
+    oldmem = struct.pack(">QQ", crash_base, crash_size)
+    data = data[:OLDMEM_BASE_OFFSET] + oldmem + data[OLDMEM_BASE_OFFSET + len(oldmem):]
     return Segment("kdump kernel", crash_base + KDUMP_IMAGE_OFFSET, data, _page(memsz), True), kdump
 
 
@@ -188,7 +208,7 @@ def build_crash_image(crash_base: int, crash_size: int, memory_size: int, cpus: 
     settings = settings or KdumpSettings()
     if crash_size < MIN_CRASHKERNEL or crash_base % (1 << 20) or crash_base + crash_size > memory_size:
         raise KexecError(f"crashkernel region {crash_base:#x}+{crash_size:#x} cannot hold a kdump kernel")
-    kdump_segment, kdump = build_kdump_segment(crash_base, settings)
+    kdump_segment, kdump = build_kdump_segment(crash_base, crash_size, settings)
     header, notes_offset, notes_room = build_elfcorehdr(crash_base, crash_size, memory_size, cpus)
     initrd = build_initrd_segment(crash_base, settings.dump_level)
     hashed = [kdump_segment, header, initrd]

@@ -309,7 +309,7 @@ class Lpar:
         boot.install_boot_program("kernel", kernel.read_bytes())
         dump = Device(p.dump_devno, "dump", self.workdir / f"dev-{p.dump_devno:04x}.img",
                       p.dump_device_size)
-        prepare_dump_device(dump)
+        prepare_dump_device(dump, kind=p.dump_tool)
         return {boot.devno: boot, dump.devno: dump}
 
     def deactivate(self) -> str:

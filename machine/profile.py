@@ -16,6 +16,9 @@ from machine.userfiles import read_user_text, shown_path
 SHUTDOWN_ACTIONS = ("stop", "dump", "dump_reipl")
 # What the kdump kernel does when it cannot save the vmcore, in the order of its numbering.
 KDUMP_FAILURE_ACTIONS = ("reboot", "halt", "dump")
+# How the dump device is prepared at activation: the 2011 design's stand-alone dumper
+# (`zipl -d`), or the shipped stand-alone kdump (`zipl -d -k auto`, path D).
+DUMP_TOOLS = ("dumper", "kdump")
 
 MiB = 1 << 20
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -84,6 +87,7 @@ class Profile:
     dump_level: int = 1  # 1: leave zero pages out of the vmcore (makedumpfile -d 1); 0: all
     kdump_reipl: bool = True  # the kdump kernel re-IPLs the production system when done
     kdump_failure: str = "reboot"  # when the vmcore cannot be saved: reboot | halt | dump
+    dump_tool: str = "dumper"  # what the dump device carries: dumper | kdump (zipl -k auto)
 
     def __post_init__(self) -> None:
         self._validate()
@@ -134,6 +138,8 @@ class Profile:
         if self.kdump_failure not in KDUMP_FAILURE_ACTIONS:
             raise ProfileError(f"kdump_failure = {self.kdump_failure!r}: must be 'reboot', "
                                "'halt' or 'dump'")
+        if self.dump_tool not in DUMP_TOOLS:
+            raise ProfileError(f"dump_tool = {self.dump_tool!r}: must be 'dumper' or 'kdump'")
         if self.boot_devno == self.dump_devno:
             raise ProfileError(f"boot_devno and dump_devno are both {self.boot_devno:04x}")
         if self.dump_level not in (0, 1):
@@ -195,7 +201,7 @@ _SIZE_FIELDS = ("memory", "crashkernel", "dump_size")
 _DEVNO_FIELDS = ("boot_devno", "dump_devno")
 _TYPES = {"name": str, "cpus": int, "workload": int, "kernel_parms": str, "kdump": bool,
           "on_panic": str, "on_restart": str, "dump_level": int, "kdump_reipl": bool,
-          "kdump_failure": str}
+          "kdump_failure": str, "dump_tool": str}
 
 
 def _from_mapping(data: dict[str, Any], origin: str, echo: bool = True) -> Profile:
@@ -219,7 +225,7 @@ def _from_mapping(data: dict[str, Any], origin: str, echo: bool = True) -> Profi
 
 
 _ALL_FIELDS = ("memory", "crashkernel", "dump_size", "boot_devno", "dump_devno", "cpu_addresses", "cpus",
-               "workload", "kernel_parms", "kdump_reipl", "kdump_failure", "kdump", "on_panic",
+               "workload", "kernel_parms", "kdump_reipl", "kdump_failure", "dump_tool", "kdump", "on_panic",
                "on_restart", "dump_level", "name")
 _EXPECTED = {
     "memory": "a size of whole MiB from 64M to 1T, like 256M",
@@ -231,6 +237,7 @@ _EXPECTED = {
     "cpu_addresses": f"a list of CPU addresses 0 to {MAX_CPUS - 1}, ascending, one per CPU", "workload": "a whole number 0 to 90",
     "kernel_parms": "text of at most 700 characters", "kdump": "true or false",
     "kdump_reipl": "true or false", "kdump_failure": "'reboot', 'halt' or 'dump'",
+    "dump_tool": "'dumper' or 'kdump'",
     "on_panic": "'stop', 'dump' or 'dump_reipl'",
     "on_restart": "'stop', 'dump' or 'dump_reipl'", "dump_level": "0 or 1", "name": "text",
 }

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from machine.checksums import cksm
 from machine.clock import ACTIVATION_TIME
-from machine.devices import BLOCK_SIZE, Device
+from machine.devices import BLOCK_SIZE, Device, DeviceError
 from machine.events import (
     CheckEvent,
     DumpProgressEvent,
@@ -24,6 +24,8 @@ from machine.events import (
 )
 from machine.formats.common import atomic_output
 from machine.paths import program_path
+from machine.profile import DUMP_TOOLS
+from machine.zipl_kdump import prepare_kdump_device
 
 if TYPE_CHECKING:
     from machine.cpu import Cpu
@@ -51,9 +53,16 @@ WAIT_CODES = {
 }
 
 
-def prepare_dump_device(device: Device) -> None:
-    """Write the dumper's boot record and program onto the device (`zipl -d`)."""
-    device.install_boot_program("dumper", program_path("dumper").read_bytes(), dump_program=True)
+def prepare_dump_device(device: Device, kind: str = "dumper") -> None:
+    """Make the device a dump device: the stand-alone dumper's boot record and program
+    (`zipl -d`, kind "dumper"), or the stand-alone kdump, a kdump kernel and its loader
+    (`zipl -d -k auto`, kind "kdump", machine/zipl_kdump.py). DeviceError if it cannot."""
+    if kind == "kdump":
+        prepare_kdump_device(device)
+    elif kind == "dumper":
+        device.install_boot_program("dumper", program_path("dumper").read_bytes(), dump_program=True)
+    else:
+        raise DeviceError(f"unknown dump tool '{kind}' (known: {', '.join(DUMP_TOOLS)})")
 
 
 def describe_code(code: int) -> str:

@@ -1,6 +1,7 @@
 """The guest programs' trace hypercalls (DIAG 0x500 function TRACE, docs/GUEST_ABI.md) turned
-into events: ids 1-9 come from the production kernel (here), 10-22 from the purgatory and the
-kdump kernel (machine/kdump.py), 30-35 from the stand-alone dumper (machine/sadump.py).
+into events: ids 1-9 come from the production kernel (here), 10-25 from the purgatory and the
+kdump kernel (machine/kdump.py), 30-35 from the stand-alone dumper (machine/sadump.py), 36-39
+from the stand-alone kdump loader (machine/zipl_kdump.py).
 
 Each report is checked on the host where it carries a checksum: the event has the guest's
 value and the host's own computation."""
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from machine import zipl_kdump
 from machine.checksums import cksm
 from machine.events import (
     CheckEvent,
@@ -136,7 +138,6 @@ _TRACE_HANDLERS: dict[int, Callable[[Lpar, Cpu, tuple[int, ...]], None]] = {
     11: _kdump("purgatory_check"),
     12: _kdump("purgatory_result"),
     13: _kdump("notes_saved"),
-    14: _kdump("swap"),
     15: _kdump("enter_kdump"),
     16: _kdump("crash_kexec"),
     17: _kdump("status_stored"),
@@ -144,10 +145,16 @@ _TRACE_HANDLERS: dict[int, Callable[[Lpar, Cpu, tuple[int, ...]], None]] = {
     20: _kdump("kdump_boot"),
     21: _kdump("kdump_check"),
     22: _kdump("segment_progress"),
+    24: _kdump("swap"),
+    25: _kdump("swap_progress"),
     30: _dumper("started"),
     31: _dumper("cpu_status"),
     32: _dumper("check"),
     33: _dumper("decision"),
     34: _dumper("progress"),
     35: _dumper("done"),
+    36: zipl_kdump.started,
+    37: zipl_kdump.check,
+    38: zipl_kdump.copied,
+    39: zipl_kdump.enter,
 }

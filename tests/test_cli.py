@@ -78,12 +78,12 @@ def test_unknown_scenario_lists_the_known_ones(capsys) -> None:
     assert (status, out) == (2, "")
     assert err == ("dumplab run: error: unknown scenario 'nosuch' "
                    "(known: boot, hang-sadump, hang-sadump-corrupt-purgatory, "
-                   "hang-sadump-corrupt-segment, hang-sadump-nokdump, hang-spin, panic-kdump, "
-                   "panic-nokdump, restart-kdump)\n")
+                   "hang-sadump-corrupt-segment, hang-sadump-nokdump, hang-spin, hang-zipl-kdump, "
+                   "panic-kdump, panic-nokdump, restart-kdump)\n")
 
 
 def test_scenario_names_are_the_contract() -> None:
-    assert {"boot", "hang-spin"} <= set(known_scenarios())
+    assert {"boot", "hang-spin", "hang-sadump", "hang-zipl-kdump"} <= set(known_scenarios())
 
 
 def test_unreadable_file_exits_2(capsys, tmp_path: Path) -> None:

@@ -733,7 +733,7 @@ def _run_rewind(session: OperatorSession, args: Mapping[str, Any]) -> CommandRes
 # The dump workflow's stages: `stage-stop on` holds at each (docs/COMMANDS.md).
 WORKFLOW_STAGES = ("crash-kexec", "purgatory-verify", "purgatory-load", "notes", "swap",
                    "kdump-boot", "vmcore", "dumper", "cpu-status", "checks", "kdump",
-                   "full-dump")
+                   "full-dump", "oldmem-copy")
 
 
 def _parse_stage_stop(words: _Words) -> dict[str, Any]:

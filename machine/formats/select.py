@@ -1,7 +1,7 @@
 """Two systems in one dump, and `--select prod|kdump|all` (zgetdump's option, S390_FACTS.md
 §4.5).
 
-When kdump itself fails after the purgatory's swap and a stand-alone dump is taken, the dump
+When kdump itself fails after its swap (the kdump kernel's head swaps) and a stand-alone dump is taken, the dump
 holds two systems: the kdump kernel in [0, OLDMEM_SIZE) and the production system, whose
 [0, OLDMEM_SIZE) the swap moved to [OLDMEM_BASE, OLDMEM_BASE + OLDMEM_SIZE). The kdump
 kernel's parm area says so: the u64s at 0x10418 (OLDMEM_BASE) and 0x10420 (OLDMEM_SIZE).

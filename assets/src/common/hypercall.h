@@ -26,7 +26,7 @@
 #define TRACE_PURGATORY_CHECK 11
 #define TRACE_PURGATORY_RESULT 12
 #define TRACE_NOTES_SAVED     13
-#define TRACE_SWAP            14
+/* 14 was the purgatory's SWAP: the kdump kernel's head swaps now (24, 25). */
 #define TRACE_ENTER_KDUMP     15
 #define TRACE_CRASH_KEXEC     16
 #define TRACE_STATUS_STORED   17
@@ -117,4 +117,13 @@ static inline long hc_block_write(unsigned int devno, unsigned long block,
 }
 
 #endif
+
+/* Kept after the functions above, so that their line numbers (in the kernel's debug info, and
+ * so in its build id) stay as they were. */
+#define TRACE_KDUMP_SWAP      24	/* the kdump kernel's head swaps: 1 start, 2 done */
+#define TRACE_KDUMP_SWAP_PROGRESS 25	/* done, total (bytes) */
+#define TRACE_LOADER_START    36	/* the stand-alone kdump loader (path D) */
+#define TRACE_LOADER_CHECK    37
+#define TRACE_LOADER_COPY     38
+#define TRACE_LOADER_ENTER    39
 #endif

@@ -1,6 +1,8 @@
-/* The kdump kernel: boots in [0, crash_size) after the purgatory's swap, checks the ELF core
- * header and its notes, reads VMCOREINFO through the old system's os_info, presents old
- * memory with the swap undone, has the vmcore saved, and re-IPLs the production system. */
+/* The kdump kernel: boots in [0, crash_size) after its head swapped memory (kexec path) or
+ * after the stand-alone kdump loader copied the old [0, crash_size) away (path D); checks the
+ * ELF core header and its notes (building both itself when no elfcorehdr= was given: the
+ * stand-alone case), reads VMCOREINFO through the old system's os_info, presents old memory
+ * with the swap undone, has the vmcore saved, and re-IPLs the production system. */
 #include "libc.h"
 #include "lowcore.h"
 #include "hypercall.h"
@@ -8,6 +10,8 @@
 #include "kexec.h"
 #include "printk.h"
 #include "diag308.h"
+#include "sigp.h"
+#include "elfnotes.h"
 
 #define KERNEL_RELEASE "dumplab-kdump-1.0"
 #define OS_INFO_MAGIC 0x4f53494e464f535aUL
@@ -193,6 +197,100 @@ static unsigned int report_cpus(void)
 	return cpus;
 }
 
+/* --- stand-alone mode: the ELF core header built here ---------------------------------------- */
+
+/* Without elfcorehdr= (a stand-alone kdump loader started us, no kexec prepared a header)
+ * the kernel builds the header itself, as Linux's crash_dump.c does: notes of every CPU (the
+ * IPL CPU's status from the old system's 0x1200, where Load with store status put it; the
+ * others by SIGP stop and store status), PT_LOADs of old memory without the crashkernel region. */
+#define SA_NOTES_OFFSET  0x1000UL
+#define PRPSINFO_SIZE    136
+#define NT_PRPSINFO      3
+
+/* Where kexec would have put it (ELFCOREHDR_OFFSET): free memory of ours in [0, crash_size)
+ * when a loader started us, and not part of the image, so kexec's digests stay small. */
+static unsigned char *const standalone_header = (unsigned char *)ELFCOREHDR_OFFSET;
+static unsigned char cpu_save[LC_SAVE_AREA_SIZE] __attribute__((aligned(8)));
+
+static unsigned int stap(void)
+{
+	unsigned short address;
+
+	asm volatile("stap %0" : "=Q" (address));
+	return address;
+}
+
+static unsigned char *put_prpsinfo(unsigned char *p)
+{
+	unsigned char desc[PRPSINFO_SIZE];
+
+	memset(desc, 0, sizeof(desc));
+	desc[1] = 'R';				/* pr_sname */
+	memcpy(desc + 40, "vmlinux", 7);	/* pr_fname */
+	return put_note(p, "CORE", NT_PRPSINFO, desc, sizeof(desc));
+}
+
+/* Every CPU's notes, the IPL CPU (this one) first; returns the end of the notes. */
+static unsigned char *put_standalone_cpu_notes(unsigned char *p)
+{
+	unsigned int self = stap(), pid = 1;
+
+	copy_oldmem(cpu_save, LC_FPREGS_SAVE_AREA, LC_SAVE_AREA_SIZE);
+	p = put_cpu_notes(p, cpu_save, pid++);
+	for (unsigned int cpu = 0; cpu < KEXEC_MAX_CPUS; cpu++) {
+		unsigned int status = 0;
+
+		if (cpu == self)
+			continue;
+		/* Gaps in the CPU addresses answer cc 3: look at every address. */
+		if (sigp(cpu, SIGP_STOP_AND_STORE_STATUS, 0, &status) != SIGP_CC_ORDER_CODE_ACCEPTED)
+			continue;
+		memcpy(cpu_save, (const void *)LC_FPREGS_SAVE_AREA, LC_SAVE_AREA_SIZE);
+		p = put_cpu_notes(p, cpu_save, pid++);
+	}
+	return p;
+}
+
+static void put_phdr(unsigned int i, unsigned int type, unsigned long start, unsigned long size)
+{
+	struct elf64_phdr *ph = (struct elf64_phdr *)(standalone_header + 64) + i;
+
+	ph->type = type;
+	ph->flags = type == PT_LOAD ? 7 : 0;
+	ph->offset = start;
+	ph->vaddr = type == PT_LOAD ? start : 0;
+	ph->paddr = ph->vaddr;
+	ph->filesz = size;
+	ph->memsz = size;
+	ph->align = type == PT_LOAD ? PAGE_SIZE : 0;
+}
+
+static void build_standalone_header(unsigned long memory_size)
+{
+	struct elf64_ehdr *h = (struct elf64_ehdr *)standalone_header;
+	unsigned char *notes = standalone_header + SA_NOTES_OFFSET;
+	unsigned long end = kdump.oldmem_base + kdump.oldmem_size;
+	unsigned char *p;
+	unsigned short phnum = 2;
+
+	memset(standalone_header, 0, SA_NOTES_OFFSET);
+	memcpy(h->ident, "\177ELF\2\2\1", 7);
+	h->type = 4;			/* ET_CORE */
+	h->machine = 22;		/* EM_S390 */
+	h->version = 1;
+	h->phoff = 64;
+	h->ehsize = 64;
+	h->phentsize = 56;
+	p = put_standalone_cpu_notes(put_prpsinfo(notes));
+	put_phdr(0, PT_NOTE, (unsigned long)notes, p - notes);
+	put_phdr(1, PT_LOAD, 0, kdump.oldmem_base);
+	if (end < memory_size)
+		put_phdr(phnum++, PT_LOAD, end, memory_size - end);
+	h->phnum = phnum;
+	kdump.elfcorehdr = (unsigned long)standalone_header;
+	printk(KERN_INFO, "kdump: stand-alone dump: ELF core header built at %016lx", kdump.elfcorehdr);
+}
+
 /* --- os_info and VMCOREINFO of the old system ------------------------------------------------ */
 
 static unsigned char old_os_info[PAGE_SIZE] __attribute__((aligned(8)));
@@ -370,6 +468,8 @@ void kdump_main(void)
 	       kdump.oldmem_base, kdump.oldmem_size, kdump.elfcorehdr);
 	printk(KERN_INFO, "smp: Brought up 1 node, 1 CPU (%u configured)", info.cpu_count);
 	hc_trace(TRACE_KDUMP_BOOT, BOOT_STARTED, kdump.oldmem_base, kdump.oldmem_size, kdump.elfcorehdr);
+	if (kdump.oldmem_size && !kdump.elfcorehdr)
+		build_standalone_header(info.memory_size);
 	if (!kdump.oldmem_size || !header_valid())
 		stop(WAIT_BAD_HEADER);
 	cpus = report_cpus();

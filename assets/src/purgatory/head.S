@@ -1,8 +1,8 @@
 /* kexec purgatory entry, position independent (it runs wherever kexec put it).
  *
  *   r2 = 0  verify only: check the kexec image, return r2 = 0 (good) or 1 (bad)
- *   r2 = 1  load: check again, save every CPU's registers into the ELF notes, swap memory
- *           with the crashkernel region and enter the kdump kernel; r3 = struct cpu_table
+ *   r2 = 1  load: check again, save every CPU's registers into the ELF notes and enter the
+ *           kdump kernel at crash_base + 0x10010 (it swaps memory itself); r3 = struct cpu_table
  */
 #include "kexec.h"
 
@@ -30,22 +30,6 @@ purgatory_verify_failed:
 .Lfailed_psw:
 	.quad	0x0002000180000000
 	.quad	0		/* filled in at run time: the address of purgatory_verify_failed */
-
-/* The last piece of the swap, copied to absolute 0x1000 (the new system's lowcore, free
- * now) because it exchanges the purgatory's own pages: r2 = crash_base + 0x2000, r3 = 0x2000,
- * r4 = bytes; swaps by XOR 256 bytes at a time, then loads the PSW at 0xf00 (the kdump
- * entry in 64-bit mode). */
-	.globl	swap_trampoline, swap_trampoline_end
-swap_trampoline:
-0:	xc	0(256, %r3), 0(%r2)
-	xc	0(256, %r2), 0(%r3)
-	xc	0(256, %r3), 0(%r2)
-	la	%r2, 256(%r2)
-	la	%r3, 256(%r3)
-	aghi	%r4, -256
-	jh	0b
-	lpswe	0xf00
-swap_trampoline_end:
 
 	.section .bss
 	.balign	8

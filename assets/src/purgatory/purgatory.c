@@ -1,6 +1,7 @@
 /* The kexec purgatory (our own, after the kexec-tools design of 2011): verify the crash
- * image, save the CPUs' registers into the pre-allocated ELF notes, swap [0, crash_size)
- * with the crashkernel region, and enter the kdump kernel at 0x10010. */
+ * image, save the CPUs' registers into the pre-allocated ELF notes, and enter the kdump
+ * kernel at its kdump entry where it lies (crash_base + 0x10010); the kernel's head swaps
+ * [0, crash_size) with the crashkernel region. */
 /* Position independent: every symbol is local to this image, so no GOT entry (which would
  * hold a link-time address) is ever needed. */
 #pragma GCC visibility push(hidden)
@@ -10,10 +11,10 @@
 #include "cksm.h"
 #include "sha256.h"
 #include "kexec.h"
+#include "elfnotes.h"
 
 #define OS_INFO_MAGIC 0x4f53494e464f535aUL
 #define PAGE_SIZE     4096UL
-#define SWAP_CHUNK    256UL
 #define SEGMENT_PROGRESS_STEP (16UL << 10)
 /* A trace id of our own (docs/GUEST_ABI.md); kept out of hypercall.h so that no other
  * program's line table moves. */
@@ -22,7 +23,6 @@
 struct purgatory_info purgatory_info = { .magic = PURGATORY_MAGIC };
 
 extern char _text[];
-extern char swap_trampoline[], swap_trampoline_end[];
 extern char purgatory_verify_failed[];
 void purgatory_wait_failed(void) __attribute__((noreturn));
 
@@ -141,51 +141,6 @@ static int verify(void)
 
 /* --- ELF notes ----------------------------------------------------------------------------- */
 
-static unsigned char *put_note(unsigned char *p, const char *name, unsigned int type,
-			       const void *desc, unsigned int descsz)
-{
-	unsigned int namesz = strlen(name) + 1;
-	unsigned int header[3] = { namesz, descsz, type };
-
-	memcpy(p, header, 12);
-	p += 12;
-	memset(p, 0, (namesz + 3) & ~3U);
-	memcpy(p, name, namesz);
-	p += (namesz + 3) & ~3U;
-	memset(p, 0, (descsz + 3) & ~3U);
-	memcpy(p, desc, descsz);
-	return p + ((descsz + 3) & ~3U);
-}
-
-/* NT_PRSTATUS .. NT_S390_PREFIX of one CPU, from its store-status save area, in the order and
- * with the names of a kernel vmcore (S390_FACTS.md §5.3, §5.4). */
-static unsigned char *put_cpu_notes(unsigned char *p, const unsigned char *save, unsigned int pid)
-{
-	unsigned char prstatus[336], fpregs[136];
-	unsigned long cpu_timer, todcmp;
-	unsigned int todpreg, prefix_reg;
-
-	memset(prstatus, 0, sizeof(prstatus));
-	memcpy(prstatus + 32, &pid, 4);
-	memcpy(prstatus + 112, save + 0x100, 16);	/* PSW */
-	memcpy(prstatus + 128, save + 0x080, 128);	/* GPRs */
-	memcpy(prstatus + 256, save + 0x140, 64);	/* ARs */
-	p = put_note(p, "CORE", 1, prstatus, sizeof(prstatus));
-	memset(fpregs, 0, sizeof(fpregs));
-	memcpy(fpregs, save + 0x11C, 4);		/* FPC */
-	memcpy(fpregs + 8, save + 0x000, 128);		/* FPRs */
-	p = put_note(p, "CORE", 2, fpregs, sizeof(fpregs));
-	memcpy(&cpu_timer, save + 0x128, 8);
-	p = put_note(p, "LINUX", 0x301, &cpu_timer, 8);
-	memcpy(&todcmp, save + 0x130, 8);
-	p = put_note(p, "LINUX", 0x302, &todcmp, 8);
-	memcpy(&todpreg, save + 0x124, 4);
-	p = put_note(p, "LINUX", 0x303, &todpreg, 4);
-	p = put_note(p, "LINUX", 0x304, save + 0x180, 128);
-	memcpy(&prefix_reg, save + 0x118, 4);
-	return put_note(p, "LINUX", 0x305, &prefix_reg, 4);
-}
-
 static void save_notes(const struct cpu_table *cpus)
 {
 	unsigned char *header = (unsigned char *)purgatory_info.elfcorehdr;
@@ -204,53 +159,18 @@ static void save_notes(const struct cpu_table *cpus)
 	}
 }
 
-/* --- the swap ------------------------------------------------------------------------------ */
+/* --- entering the kdump kernel ------------------------------------------------------------ */
 
-/* Exchange two ranges (multiples of 256 bytes) in place: three XCs swap 256 bytes with no
- * buffer, the way the purgatory's MVCLE-through-a-buffer does it in fewer instructions. */
-static void swap_range(unsigned char *a, unsigned char *b, unsigned long len)
+/* Jump to the kdump kernel's entry where kexec put it (crash_base + 0x10010), memory not yet
+ * swapped: its head swaps [0, crash_size) with the crashkernel region itself, as Linux's
+ * head_kdump does. OLDMEM_BASE/SIZE are in its parm area since kexec loaded it. */
+static void enter_kdump(void) __attribute__((noreturn));
+static void enter_kdump(void)
 {
-	for (unsigned long off = 0; off < len; off += SWAP_CHUNK)
-		asm volatile("xc 0(256,%0),0(%1)\n"
-			     "xc 0(256,%1),0(%0)\n"
-			     "xc 0(256,%0),0(%1)"
-			     : : "a" (a + off), "a" (b + off) : "memory", "cc");
-}
+	unsigned long entry = purgatory_info.crash_base + purgatory_info.kernel_entry;
 
-/* Exchange [0, crash_size) with the crashkernel region, all but our own pages, which the
- * trampoline swaps last from the new system's lowcore. The old system ends up whole in the
- * crashkernel region; the kdump kernel, its initrd and ELF header in [0, crash_size). */
-static void enter_trampoline(unsigned long purgatory) __attribute__((noreturn));
-static void swap_and_enter(void) __attribute__((noreturn));
-static void swap_and_enter(void)
-{
-	unsigned long base = purgatory_info.crash_base;
-	unsigned long size = purgatory_info.crash_size;
-
-	hc_trace(TRACE_SWAP, 1, base, size, 0);
-	swap_range((unsigned char *)0, (unsigned char *)base, PURGATORY_OFFSET);
-	swap_range((unsigned char *)(PURGATORY_OFFSET + PURGATORY_MAX),
-		   (unsigned char *)(base + PURGATORY_OFFSET + PURGATORY_MAX),
-		   size - PURGATORY_OFFSET - PURGATORY_MAX);
-	*(volatile unsigned long *)0x10418UL = base;	/* OLDMEM_BASE */
-	*(volatile unsigned long *)0x10420UL = size;	/* OLDMEM_SIZE */
-	memcpy((void *)0x1000, swap_trampoline, swap_trampoline_end - swap_trampoline);
-	*(volatile unsigned long *)0xf00UL = PSW_MASK_64;
-	*(volatile unsigned long *)0xf08UL = purgatory_info.kernel_entry;
-	hc_trace(TRACE_SWAP, 2, base, size, 0);
-	hc_trace(TRACE_ENTER_KDUMP, purgatory_info.kernel_entry, base, size, 0);
-	enter_trampoline(base + PURGATORY_OFFSET);
-}
-
-/* Separate, so that nothing runs between loading the trampoline's registers and the branch. */
-static void enter_trampoline(unsigned long purgatory)
-{
-	register unsigned long r2 asm("2") = purgatory;
-	register unsigned long r3 asm("3") = PURGATORY_OFFSET;
-	register unsigned long r4 asm("4") = PURGATORY_MAX;
-
-	asm volatile("lghi %%r1,0x1000\n"
-		     "br %%r1" : : "d" (r2), "d" (r3), "d" (r4) : "r1", "memory");
+	hc_trace(TRACE_ENTER_KDUMP, entry, purgatory_info.crash_base, purgatory_info.crash_size, 0);
+	asm volatile("br %0" : : "a" (entry) : "memory");
 	__builtin_unreachable();
 }
 
@@ -271,7 +191,7 @@ long purgatory_main(long mode, const struct cpu_table *cpus)
 		purgatory_wait_failed();
 	}
 	save_notes(cpus);
-	swap_and_enter();
+	enter_kdump();
 }
 
 void purgatory_wait_failed(void)

@@ -50,6 +50,8 @@ STORY: tuple[StageInfo, ...] = (
     StageInfo("dumper", "Stand-alone dumper", ("dumper", "save area")),
     StageInfo("cpu-status", "Dumper: status of every CPU", ("lowcore", "save area")),
     StageInfo("checks", "Checks: os_info, purgatory", ("os_info", "purgatory")),
+    # Path D (`zipl -k auto`): the stand-alone kdump's loader copies instead of kdump's swap.
+    StageInfo("oldmem-copy", "Stand-alone kdump: old memory copied", ("crashkernel", "lowcore")),
     StageInfo("purgatory-verify", "Purgatory verify (SHA-256)", ("purgatory", "crashkernel")),
     # The dumper's `kdump` stage is its hand-over to the purgatory in load mode.
     StageInfo("purgatory-load", "Purgatory load", ("purgatory", "crashkernel"),
