@@ -140,7 +140,7 @@ class Device:
         """Make everything written so far durable (the end of a dump, a boot record)."""
         fd = os.open(self.path, os.O_RDONLY)
         try:
-            os.fsync(fd)
+            os.fdatasync(fd)
         finally:
             os.close(fd)
 

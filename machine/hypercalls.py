@@ -143,6 +143,10 @@ class Hypercalls:
                 nonzero = [(a - address, b - address)
                            for a, b in self.lpar.storage.nonzero_runs(address, address + length)]
             device.write_blocks(block, data, nonzero)
+            # Write-through, as a channel program ends when the device has the data: the
+            # dumper's time is then the disk's at every size, not the page cache's for small
+            # dumps and the disk's for large ones.
+            device.flush()
         return self._block_io(devno, block, count, address, transfer)
 
     def _block_io(self, devno: int, block: int, count: int, address: int,

@@ -37,17 +37,26 @@ def nonzero_page_runs(buffer, start: int, end: int) -> list[tuple[int, int]]:
     page multiples apart. Whole zero blocks cost one compare, other pages one compare each."""
     if (end - start) % PAGE_SIZE:
         raise ValueError(f"{start:#x}-{end:#x} is not a whole number of pages")
-    find = buffer.find
+    is_zero = _zero_test(buffer)
     flags = bytearray()
     for block in range(start, end, SCAN_BLOCK):
         stop = min(block + SCAN_BLOCK, end)
-        if stop - block == SCAN_BLOCK and find(_ZERO_BLOCK, block, stop) == block:
+        if stop - block == SCAN_BLOCK and is_zero(_ZERO_BLOCK, block):
             flags += bytes(SCAN_BLOCK // PAGE_SIZE)
             continue
-        flags += bytes([find(_ZERO_PAGE, page, page + PAGE_SIZE) < 0
-                        for page in range(block, stop, PAGE_SIZE)])
+        flags += bytes([not is_zero(_ZERO_PAGE, page) for page in range(block, stop, PAGE_SIZE)])
     return [(start + m.start() * PAGE_SIZE, start + m.end() * PAGE_SIZE)
             for m in _ONES.finditer(flags)]
+
+
+def _zero_test(buffer):
+    """is_zero(zeros, at): whether buffer[at:at + len(zeros)] equals `zeros`, as one memcmp.
+    bytes.startswith is one; an mmap has no startswith, but its find() compares a window the
+    size of the needle directly (bytes.find would first preprocess the 4 KiB needle)."""
+    if isinstance(buffer, (bytes, bytearray)):
+        return buffer.startswith
+    find = buffer.find
+    return lambda zeros, at: find(zeros, at, at + len(zeros)) == at
 
 
 def _merge_runs(runs: list[tuple[int, int]]) -> list[tuple[int, int]]:
