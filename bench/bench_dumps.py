@@ -11,9 +11,11 @@ figures are taken in the same child right after, on the same byte count: `cp` th
 the vmcore file, and `dd bs=4M conv=fsync` of it (the fair peer: our writer fsyncs too).
 
 Columns: panic -> vmcore wall seconds; vmcore MB/s (its bytes over the writer's own time) and
-its ratio to cp+sync and to dd; full dump seconds per GiB for the dumper's device write, the
-copy off the device and the whole Load-to-file; peak RSS and the guest memory in use; dump
-file sizes, apparent / on disk (MiB).
+its ratio to cp+sync and to dd (peer seconds / ours: > 1 is faster than the peer; medians of 3
+rounds), dd's MB/s with its range (how fast the shared disk was just then); full dump seconds
+per GiB for the dumper's device write, the copy off the device, the whole Load-to-file, and
+the CPU seconds (user + system) of Load-to-file, which the disk's swings do not move; peak
+RSS and the guest memory in use; dump file sizes, apparent / on disk (MiB).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,15 +52,25 @@ def _timed(argv: list[str]) -> float:
     return time.perf_counter() - started
 
 
-def copy_peers(source: str, directory: Path) -> tuple[float, float]:
-    """(cp then sync seconds, dd bs=4M conv=fsync seconds) for the bytes of `source`."""
-    subprocess.run(["sync"], check=True)
+def copy_peers(source: str, directory: Path, rounds: int = 3) -> dict[str, float]:
+    """cp then sync, and dd bs=4M conv=fsync, of the bytes of `source`, `rounds` times each
+    (this disk is shared and its speed swings several-fold within seconds): the medians, and
+    dd's slowest and fastest."""
     target = directory / "peer-copy"
-    cp = _timed(["sh", "-c", f'cp "{source}" "{target}" && sync "{target}"'])
-    target.unlink()
-    dd = _timed(["dd", f"if={source}", f"of={target}", "bs=4M", "conv=fsync"])
-    target.unlink()
-    return cp, dd
+    cps, dds = [], []
+    for _ in range(rounds):
+        subprocess.run(["sync"], check=True)
+        cps.append(_timed(["sh", "-c", f'cp "{source}" "{target}" && sync "{target}"']))
+        target.unlink()
+        dds.append(_timed(["dd", f"if={source}", f"of={target}", "bs=4M", "conv=fsync"]))
+        target.unlink()
+    return {"cp": statistics.median(cps), "dd": statistics.median(dds), "dd_min": min(dds),
+            "dd_max": max(dds)}
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def booted(size: str, cpus: int, workdir: Path, kdump: bool):
@@ -87,12 +100,14 @@ def kdump_figures(size: str, cpus: int, workdir: Path) -> dict:
     written = lpar.run_until(lambda e: e.kind == "dump_written", 60_000 * MS)
     wall = time.perf_counter() - started
     lpar.close()
-    cp, dd = copy_peers(written.path, workdir)
+    peers = copy_peers(written.path, workdir)
     apparent, on_disk = _file_sizes(written.path)
     os.unlink(written.path)
     rate = written.bytes / written.seconds
     return {"vmcore_wall": wall, "vmcore_bytes": written.bytes, "vmcore_rate": rate,
-            "vs_cp": cp / written.seconds, "vs_dd": dd / written.seconds,
+            "vs_cp": peers["cp"] / written.seconds, "vs_dd": peers["dd"] / written.seconds,
+            "dd_rate": written.bytes / peers["dd"],
+            "dd_range": (written.bytes / peers["dd_max"], written.bytes / peers["dd_min"]),
             "vmcore_apparent": apparent, "vmcore_disk": on_disk}
 
 
@@ -113,15 +128,16 @@ def full_dump_figures(size: str, cpus: int, workdir: Path) -> dict:
             marks["written"] = time.perf_counter()
 
     lpar.bus.subscribe(watch)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds()
     lpar.load(0x200, store_status=True)
     written = lpar.run_until(lambda e: e.kind == "dump_written", 600_000 * MS)
-    total = time.perf_counter() - started
+    total, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     lpar.close()
     gib = parse_size(size) / GiB
     apparent, on_disk = _file_sizes(written.path)
     return {"device_per_gib": (marks["written"] - marks["write"]) / gib,
             "copy_per_gib": written.seconds / gib, "total_per_gib": total / gib,
+            "cpu_per_gib": cpu / gib,
             "s390_apparent": apparent, "s390_disk": on_disk}
 
 
@@ -141,16 +157,20 @@ def one_size(size: str, cpus: int) -> dict:
 def print_table(rows: list[dict]) -> None:
     from machine.profile import parse_size
 
-    print(f"{'size':>5} {'CPUs':>4} | {'panic->vmcore s':>15} {'vmcore MB/s':>11} {'/cp':>5} "
-          f"{'/dd':>5} | {'full s/GiB: device':>18} {'copy':>5} {'total':>6} | "
+    print(f"{'size':>5} {'CPUs':>4} | {'panic->vmcore s':>15} {'vmcore MB/s':>11} "
+          f"{'/cp':>5} {'/dd':>5} {'dd MB/s (range)':>17} | "
+          f"{'full s/GiB: device':>18} {'copy':>5} {'total':>6} {'CPU':>5} | "
           f"{'RSS MiB':>7} {'in use':>6} | {'vmcore MiB app/disk':>19} {'s390 MiB app/disk':>17}")
     for r in rows:
         used = parse_size(r["size"]) * WORKLOAD_PERCENT // 100
         vmcore = f"{r['vmcore_apparent'] / MiB:.0f}/{r['vmcore_disk'] / MiB:.0f}"
         s390 = f"{r['s390_apparent'] / MiB:.0f}/{r['s390_disk'] / MiB:.0f}"
+        low, high = r["dd_range"]
+        dd = f"{r['dd_rate'] / 1e6:.0f} ({low / 1e6:.0f}-{high / 1e6:.0f})"
         print(f"{r['size']:>5} {r['cpus']:>4} | {r['vmcore_wall']:>15.2f} "
-              f"{r['vmcore_rate'] / 1e6:>11.0f} {r['vs_cp']:>5.2f} {r['vs_dd']:>5.2f} | "
-              f"{r['device_per_gib']:>18.2f} {r['copy_per_gib']:>5.2f} {r['total_per_gib']:>6.2f} | "
+              f"{r['vmcore_rate'] / 1e6:>11.0f} {r['vs_cp']:>5.2f} {r['vs_dd']:>5.2f} {dd:>17} | "
+              f"{r['device_per_gib']:>18.2f} {r['copy_per_gib']:>5.2f} {r['total_per_gib']:>6.2f} "
+              f"{r['cpu_per_gib']:>5.2f} | "
               f"{r['rss_peak'] / MiB:>7.0f} {used / MiB:>6.0f} | {vmcore:>19} {s390:>17}")
 
 
