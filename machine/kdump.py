@@ -311,6 +311,10 @@ class KdumpHost:
                                          message=f"vmcore: cannot write {path}: {exc.strerror}"))
             self._stage(cpu, "vmcore", "failed", str(exc.strerror))
             return ERR_IO
+        except ValueError as exc:  # the header's ranges lie outside storage or are unaligned
+            self.lpar.publish(ErrorEvent(t=self.lpar.clock.now, cpu=cpu.address, message=f"vmcore: {exc}"))
+            self._stage(cpu, "vmcore", "failed", "bad memory ranges in the ELF core header")
+            return ERR_BAD_HEADER
         self.vmcores += 1
         self.lpar.publish(DumpWrittenEvent(
             t=self.lpar.clock.now, cpu=cpu.address, path=str(result.path), format="elf",
