@@ -133,23 +133,20 @@ class DeviceHistory:
         device.before_write = self._before_write
 
     def _before_write(self, block: int, count: int) -> None:
+        # Only the image's data is read (holes are zeros): a full dump onto an empty device
+        # costs no reading here.
         fresh = [b for b in range(block, block + count) if b not in self.original]
         if fresh:
             first, last = fresh[0], fresh[-1]
-            data = self.device.read_blocks(first, last - first + 1)
-            for b in fresh:
-                at = (b - first) * BLOCK_SIZE
-                piece = data[at:at + BLOCK_SIZE]
-                self.original[b] = None if piece == _ZERO_BLOCK else piece
+            held = self.device.data_blocks(first, last - first + 1)
+            self.original.update({b: held.get(b) for b in fresh})
         self.dirty.update(range(block, block + count))
 
     def take(self) -> dict[int, bytes | None]:
         delta: dict[int, bytes | None] = {}
         for first, count in _runs(sorted(self.dirty)):
-            data = self.device.read_blocks(first, count)
-            for i in range(count):
-                piece = data[i * BLOCK_SIZE:(i + 1) * BLOCK_SIZE]
-                delta[first + i] = None if piece == _ZERO_BLOCK else piece
+            delta.update(dict.fromkeys(range(first, first + count)))
+            delta.update(self.device.data_blocks(first, count))
         self.dirty.clear()
         return delta
 

@@ -134,7 +134,19 @@ class Hypercalls:
 
     def _block_write(self, uc: Uc, cpu: Cpu, devno: int, block: int, count: int, address: int, *_: int) -> int:
         def transfer(device: Device) -> None:
-            device.write_blocks(block, self._view(cpu, address, count * BLOCK_SIZE))
+            length = count * BLOCK_SIZE
+            data = self._view(cpu, address, length)
+            nonzero = None
+            if isinstance(data, memoryview) and address % BLOCK_SIZE == 0:
+                # Straight from storage: its page scan says where the data is, and only that
+                # is written (the dump device stays sparse).
+                nonzero = [(a - address, b - address)
+                           for a, b in self.lpar.storage.nonzero_runs(address, address + length)]
+            device.write_blocks(block, data, nonzero)
+            # Write-through, as a channel program ends when the device has the data: the
+            # dumper's time is then the disk's at every size, not the page cache's for small
+            # dumps and the disk's for large ones.
+            device.flush()
         return self._block_io(devno, block, count, address, transfer)
 
     def _block_io(self, devno: int, block: int, count: int, address: int,

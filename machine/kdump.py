@@ -33,7 +33,7 @@ from machine.formats.common import DumpFormatError
 from machine.formats.elfcore import write_vmcore
 from machine.formats.select import swap_run_end, undo_swap
 from machine.profile import KDUMP_FAILURE_ACTIONS
-from machine.storage import StorageError
+from machine.storage import Storage, StorageError
 from machine.store_status import capture
 
 if TYPE_CHECKING:
@@ -64,8 +64,8 @@ class OldMemory:
     after the swap and the crashkernel region holds the kdump system, so reads undo the swap
     (the same rule as `dumplab inspect --select prod`, machine/formats/select.py)."""
 
-    def __init__(self, view: memoryview, base: int, size: int) -> None:
-        self.view, self.base, self.size = view, base, size
+    def __init__(self, storage: Storage, base: int, size: int) -> None:
+        self.storage, self.view, self.base, self.size = storage, storage.view, base, size
 
     def translate(self, old: int) -> int:
         return undo_swap(old, self.base, self.size)
@@ -73,6 +73,21 @@ class OldMemory:
     def _run_end(self, old: int) -> int:
         """End of the stretch from old that maps contiguously."""
         return swap_run_end(old, self.base, self.size, len(self.view))
+
+    def nonzero_runs(self, start: int, end: int) -> list[tuple[int, int]]:
+        """The runs of non-zero pages of old memory [start, end), from storage's page scan
+        of each stretch the swap keeps contiguous."""
+        runs: list[tuple[int, int]] = []
+        while start < end:
+            stop = min(end, self._run_end(start))
+            shift = start - self.translate(start)
+            for a, b in self.storage.nonzero_runs(start - shift, stop - shift):
+                if runs and runs[-1][1] == a + shift:
+                    runs[-1] = (runs[-1][0], b + shift)
+                else:
+                    runs.append((a + shift, b + shift))
+            start = stop
+        return runs
 
     def read(self, address: int, length: int) -> bytes | memoryview:
         end = address + length
@@ -304,7 +319,7 @@ class KdumpHost:
         except (DumpFormatError, StorageError, struct.error) as exc:
             self.lpar.publish(ErrorEvent(t=self.lpar.clock.now, cpu=cpu.address, message=f"vmcore: {exc}"))
             return ERR_BAD_HEADER
-        old = OldMemory(storage.view, storage.u64(OLDMEM_BASE), storage.u64(OLDMEM_SIZE))
+        old = OldMemory(storage, storage.u64(OLDMEM_BASE), storage.u64(OLDMEM_SIZE))
         path = self._vmcore_path()
         self._stage(cpu, "vmcore", "running", f"writing {path.name}")
         if self.fail_next_save:
@@ -312,12 +327,16 @@ class KdumpHost:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             result = write_vmcore(path, notes, ranges, old.read, filter_zero_pages=dump_level > 0,
-                                  progress=self._progress(cpu))
+                                  progress=self._progress(cpu), nonzero_runs=old.nonzero_runs)
         except OSError as exc:
             self.lpar.publish(ErrorEvent(t=self.lpar.clock.now, cpu=cpu.address,
                                          message=f"vmcore: cannot write {path}: {exc.strerror}"))
             self._stage(cpu, "vmcore", "failed", str(exc.strerror))
             return ERR_IO
+        except ValueError as exc:  # the header's ranges lie outside storage or are unaligned
+            self.lpar.publish(ErrorEvent(t=self.lpar.clock.now, cpu=cpu.address, message=f"vmcore: {exc}"))
+            self._stage(cpu, "vmcore", "failed", "bad memory ranges in the ELF core header")
+            return ERR_BAD_HEADER
         self.vmcores += 1
         self.lpar.publish(DumpWrittenEvent(
             t=self.lpar.clock.now, cpu=cpu.address, path=str(result.path), format="elf",

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from machine.checksums import cksm
 from machine.clock import ACTIVATION_TIME
-from machine.devices import BLOCK_SIZE, Device, DeviceError
+from machine.devices import BLOCK_SIZE, Device, DeviceError, data_extents
 from machine.events import (
     CheckEvent,
     DumpProgressEvent,
@@ -34,8 +34,7 @@ if TYPE_CHECKING:
 OS_INFO_POINTER = 0xE18
 OS_INFO_MAGIC = 0x4F53494E464F535A
 PURGATORY_ENTRY = 3
-COPY_CHUNK = 8 << 20
-_ZERO_COPY_CHUNK = bytes(COPY_CHUNK)
+COPY_CHUNK = 64 << 20
 
 CHECKS = {
     1: "os_info pointer", 2: "os_info magic", 3: "os_info checksum", 4: "os_info version",
@@ -198,36 +197,33 @@ class DumperHost:
             path = directory / f"{stem}-{n}.s390"
         started = time.perf_counter()
         with open(device.path, "rb") as source, atomic_output(path) as target:
+            # The device image is sparse (machine/devices.py): its data extents are the
+            # dump's non-zero pages, copied by the kernel; its holes stay holes here.
             for start, end in _data_extents(source.fileno(), offset, offset + size):
-                for at in range(start, end, COPY_CHUNK):
-                    chunk = os.pread(source.fileno(), min(COPY_CHUNK, end - at), at)
-                    if len(chunk) != min(COPY_CHUNK, end - at):
-                        raise OSError(5, "short read from the dump device")
-                    zero = _ZERO_COPY_CHUNK if len(chunk) == COPY_CHUNK else bytes(len(chunk))
-                    if chunk != zero:
-                        os.pwrite(target, chunk, at - offset)
-            # Holes and all-zero chunks stay holes: the dump costs its data, not its size.
+                _copy_range(source.fileno(), target, start, end, start - offset)
             os.ftruncate(target, size)
         return path, time.perf_counter() - started
+
+
+def _copy_range(source: int, target: int, start: int, end: int, to: int) -> None:
+    """Copy [start, end) of source to offset `to` of target, in the kernel where it can."""
+    at = start
+    while at < end:
+        try:
+            done = os.copy_file_range(source, target, min(COPY_CHUNK, end - at), at, to + at - start)
+        except OSError as error:
+            if error.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+            done = 0
+        if not done:  # no kernel copy here (or a short file): through user space
+            chunk = os.pread(source, min(COPY_CHUNK, end - at), at)
+            if not chunk:
+                raise OSError(errno.EIO, "short read from the dump device")
+            done = os.pwrite(target, chunk, to + at - start)
+        at += done
 
 
 def _data_extents(fd: int, start: int, end: int) -> list[tuple[int, int]]:
     """The [a, b) pieces of [start, end) of a file that hold data (SEEK_DATA/SEEK_HOLE); the
     whole range if the file system cannot say."""
-    extents, position = [], start
-    try:
-        while position < end:
-            try:
-                data = os.lseek(fd, position, os.SEEK_DATA)
-            except OSError as error:
-                if error.errno == errno.ENXIO:  # nothing but hole up to the end of the file
-                    break
-                raise
-            if data >= end:
-                break
-            hole = min(os.lseek(fd, data, os.SEEK_HOLE), end)
-            extents.append((data, hole))
-            position = hole
-    except OSError:
-        return [(start, end)]
-    return extents
+    return data_extents(fd, start, end)

@@ -28,7 +28,7 @@ import bisect
 import heapq
 import os
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -58,9 +58,9 @@ from machine.formats.common import (
     write_all,
     write_sparse,
     zero_bytes,
-    zero_pages,
 )
 from machine.formats.notes import CpuNotes, Note, cpus_from_notes, parse_notes, vmcoreinfo_text
+from machine.storage import nonzero_page_runs
 from machine.userfiles import open_user_file
 
 ELF_MAGIC = b"\x7fELF"
@@ -82,6 +82,8 @@ MAX_LOADS = PN_XNUM - 2  # plus the PT_NOTE, e_phnum stays below PN_XNUM
 _EHDR = struct.Struct(">16sHHIQQQIHHHHHH")
 # p_type p_flags p_offset p_vaddr p_paddr p_filesz p_memsz p_align
 _PHDR = struct.Struct(">IIQQQQQQ")
+# (start, end) -> the runs [a, b) of non-zero pages in it
+RunsFn = Callable[[int, int], list[tuple[int, int]]]
 _IDENT = ELF_MAGIC + bytes([ELFCLASS64, ELFDATA2MSB, EV_CURRENT, 0]) + bytes(8)
 
 
@@ -272,19 +274,15 @@ def _check_ranges(ranges: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 def _nonzero_runs(read: ReadFn, start: int, end: int) -> list[tuple[int, int]]:
-    """The runs [a, b) of pages in [start, end) that are not all zeros, in order."""
+    """The runs [a, b) of pages in [start, end) that are not all zeros, in order (memory
+    read in chunks; each page compared in C, machine/storage.nonzero_page_runs)."""
     runs: list[tuple[int, int]] = []
-    run_start = None
     for address, length in chunks(start, end):
-        for index, is_zero in enumerate(zero_pages(read_bytes(read, address, length))):
-            page = address + index * PAGE_SIZE
-            if is_zero and run_start is not None:
-                runs.append((run_start, page))
-                run_start = None
-            elif not is_zero and run_start is None:
-                run_start = page
-    if run_start is not None:
-        runs.append((run_start, end))
+        for a, b in nonzero_page_runs(read_bytes(read, address, length), 0, length):
+            if runs and runs[-1][1] == address + a:
+                runs[-1] = (runs[-1][0], address + b)
+            else:
+                runs.append((address + a, address + b))
     return runs
 
 
@@ -303,11 +301,10 @@ def _fill_shortest_holes(runs: list[tuple[int, int]], excess: int,
     return merged
 
 
-def _plan_segments(ranges: list[tuple[int, int]], read: ReadFn,
-                   filter_zero_pages: bool) -> list[_Segment]:
-    if not filter_zero_pages:
+def _plan_segments(ranges: list[tuple[int, int]], find_runs: RunsFn | None) -> list[_Segment]:
+    if find_runs is None:
         return [_Segment(start, end - start, end - start) for start, end in ranges]
-    per_range = [_nonzero_runs(read, start, end) for start, end in ranges]
+    per_range = [find_runs(start, end) for start, end in ranges]
     count = sum(max(len(runs), 1) + (1 if runs and runs[0][0] > start else 0)
                 for runs, (start, _) in zip(per_range, ranges, strict=True))
     if count > MAX_LOADS:
@@ -375,9 +372,10 @@ def _headers(notes: bytes, segments: list[_Segment]) -> tuple[bytes, list[int]]:
 
 
 def _write_memory(fd: int, ranges: list[tuple[int, int]], segments: list[_Segment],
-                  read: ReadFn, progress: Progress) -> None:
+                  read: ReadFn, progress: Progress, sparse: bool) -> None:
     """Write each segment's file part, reading memory in chunks and writing each chunk's
-    pieces with one writev."""
+    pieces with one writev, straight from what read() returns (a view of guest storage: no
+    copy). `sparse`: unfiltered memory, where an all-zero chunk becomes a hole."""
     pieces = [(s.start, s.start + s.filesz) for s in segments if s.filesz]
     index = 0
     for start, end in ranges:
@@ -392,7 +390,7 @@ def _write_memory(fd: int, ranges: list[tuple[int, int]], segments: list[_Segmen
                 scan += 1
             if wanted:
                 data = read_exact(read, address, length)
-                if len(wanted) == 1:  # unfiltered memory: an all-zero chunk becomes a hole
+                if sparse and len(wanted) == 1:
                     write_sparse(fd, data[wanted[0][0] - address:wanted[0][1] - address])
                 else:
                     write_all(fd, [data[a - address:b - address] for a, b in wanted])
@@ -402,7 +400,8 @@ def _write_memory(fd: int, ranges: list[tuple[int, int]], segments: list[_Segmen
 def write_vmcore(path: str | os.PathLike[str], notes: bytes,
                  ranges: Sequence[tuple[int, int]], read: ReadFn, *,
                  filter_zero_pages: bool = True,
-                 progress: ProgressFn | None = None) -> WriteResult:
+                 progress: ProgressFn | None = None,
+                 nonzero_runs: RunsFn | None = None) -> WriteResult:
     """Write a vmcore of old memory to `path`, atomically (`.NAME.partial`, fsync, rename).
 
     `notes` is the whole PT_NOTE contents (see notes.vmcore_notes). `ranges` are the
@@ -411,17 +410,21 @@ def write_vmcore(path: str | os.PathLike[str], notes: bytes,
     With `filter_zero_pages` all-zero pages are left out (module docstring), which costs one
     extra read-only pass over memory to plan the PT_LOADs. `progress(done, total)` is called
     about every 32 MiB of memory written and at the end. On any exception nothing is left
-    under `path` (an earlier file there stays as it was).
+    under `path` (an earlier file there stays as it was). `nonzero_runs(start, end)`, if the
+    caller has a faster way than reading (guest storage's page scan), returns the runs of
+    non-zero pages of a range exactly as scanning read() would.
     """
     clock = Stopwatch()
     ordered = _check_ranges(ranges)
     total = sum(end - start for start, end in ordered)
     with atomic_output(path) as fd:
-        segments = _plan_segments(ordered, read, filter_zero_pages)
+        find_runs = (nonzero_runs or (lambda start, end: _nonzero_runs(read, start, end))
+                     if filter_zero_pages else None)
+        segments = _plan_segments(ordered, find_runs)
         head, _ = _headers(bytes(notes), segments)
         write_all(fd, [head])
         tracker = Progress(progress, total)
-        _write_memory(fd, ordered, segments, read, tracker)
+        _write_memory(fd, ordered, segments, read, tracker, sparse=not filter_zero_pages)
         end_sparse(fd)
         tracker.finish()
         written = os.lseek(fd, 0, os.SEEK_CUR)
