@@ -1,27 +1,20 @@
 """The host's part in the stand-alone dump: preparing the dump device (the `zipl -d` role),
-following the dumper's steps (each check recomputed here), and copying a full dump off the
-device into a file once it is complete (the `zgetdump` role)."""
+following the dumper's steps (each check recomputed here), and the copy of a full dump off the
+device into a file, which machine/dumptools.py runs when the operator asks (`zgetdump`)."""
 
 from __future__ import annotations
 
-import datetime
 import errno
 import hashlib
 import os
 import struct
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from machine.checksums import cksm
-from machine.clock import ACTIVATION_TIME
-from machine.devices import BLOCK_SIZE, Device
-from machine.events import (
-    CheckEvent,
-    DumpProgressEvent,
-    DumpWrittenEvent,
-    ErrorEvent,
-    StageEvent,
-)
+from machine.devices import Device
+from machine.events import CheckEvent, DumpProgressEvent, StageEvent
 from machine.formats.common import atomic_output
 from machine.paths import program_path
 
@@ -51,8 +44,15 @@ WAIT_CODES = {
 }
 
 
-def prepare_dump_device(device: Device) -> None:
-    """Write the dumper's boot record and program onto the device (`zipl -d`)."""
+class DumpToolNotSupported(ValueError):
+    """A kind of dump tool this machine cannot put on a device."""
+
+
+def prepare_dump_device(device: Device, kind: str = "dumper") -> None:
+    """Write a dump tool's boot record and program onto the device (`zipl -d`): the 2011
+    design's stand-alone dumper (kind "dumper")."""
+    if kind != "dumper":
+        raise DumpToolNotSupported(f"dump tool '{kind}' is not supported (only the stand-alone dumper)")
     device.install_boot_program("dumper", program_path("dumper").read_bytes(), dump_program=True)
 
 
@@ -159,34 +159,21 @@ class DumperHost:
                                             total=args[1]))
 
     def done(self, cpu: Cpu, args: tuple[int, ...]) -> None:
-        """The dumper finished writing to the device: copy the dump off it into a file."""
+        """The dumper finished writing to the device. The dump stays there (a later dump
+        overwrites it) until the operator copies it off with zgetdump."""
         first_block, size, code = args[0], args[1], args[2]
         if code != 0:
             self._stage(cpu, "full-dump", "failed", describe_code(code))
             return
-        device = self.lpar.devices.get(self.lpar.ipl_devno)
-        try:
-            path, seconds = self._copy_off(device, first_block * BLOCK_SIZE, size)
-        except OSError as exc:
-            self.lpar.publish(ErrorEvent(t=self.lpar.clock.now, cpu=cpu.address,
-                                         message=f"copying the dump off device {device.devno:04x} failed: {exc.strerror}"))
-            self._stage(cpu, "full-dump", "failed", "copy off the device failed")
-            return
         self.dumps += 1
-        self.lpar.publish(DumpWrittenEvent(t=self.lpar.clock.now, cpu=cpu.address, path=str(path),
-                                           format="s390", bytes=size, seconds=round(seconds, 3)))
-        self._stage(cpu, "full-dump", "done", f"{path.name}: {size} bytes")
+        self._stage(cpu, "full-dump", "done",
+                    f"on device {self.lpar.ipl_devno:04x}: {size} bytes at block {first_block}; "
+                    "re-IPL and run zgetdump to copy it off")
 
-    def _copy_off(self, device: Device, offset: int, size: int):
+    @staticmethod
+    def _copy_off(device: Device, offset: int, size: int, path: Path) -> float:
+        """Copy [offset, offset + size) of the device into path (atomically); the seconds."""
         device.flush()
-        directory = self.lpar.workdir / "dumps"
-        directory.mkdir(parents=True, exist_ok=True)
-        when = ACTIVATION_TIME + datetime.timedelta(microseconds=self.lpar.clock.now // 1000)
-        stem = f"dump-{when:%Y%m%d-%H%M%S}"
-        path, n = directory / f"{stem}.s390", 1
-        while path.exists():
-            n += 1
-            path = directory / f"{stem}-{n}.s390"
         started = time.perf_counter()
         with open(device.path, "rb") as source, atomic_output(path) as target:
             for start, end in _data_extents(source.fileno(), offset, offset + size):
@@ -199,7 +186,7 @@ class DumperHost:
                         os.pwrite(target, chunk, at - offset)
             # Holes and all-zero chunks stay holes: the dump costs its data, not its size.
             os.ftruncate(target, size)
-        return path, time.perf_counter() - started
+        return time.perf_counter() - started
 
 
 def _data_extents(fd: int, start: int, end: int) -> list[tuple[int, int]]:
