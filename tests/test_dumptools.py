@@ -47,8 +47,8 @@ BAD_ARGUMENTS = [
     ("zipl -d 0200 -k auto", "zipl: The stand-alone kdump dump tool is not supported on this machine"),
     ("chshut panic dump", "chshut: Dump device 0.0.0200 has no dump tool (run: zipl -d 0200)"),
     ("chshut restart dump_reipl", "chshut: Dump device 0.0.0200 has no dump tool (run: zipl -d 0200)"),
-    ("chshut panic kdump", "chshut: 'kdump' is not a shutdown action: a loaded kdump kernel always "
-                           "runs first (kdump load), lsshut shows it as kdump,ACTION"),
+    ("chshut panic kdump", ("chshut: 'kdump' is not a shutdown action: a loaded kdump kernel always "
+                           "runs first (kdump load), lsshut shows it as kdump,ACTION")),
     ("chshut panic vmcmd", "chshut: Invalid action 'vmcmd' for trigger 'panic' (stop, dump, dump_reipl, reipl)"),
     ("chshut halt stop", "chshut: Trigger 'halt' is not supported by this kernel (panic, restart)"),
     ("chshut oops stop", "chshut: Unknown shutdown trigger 'oops' (panic, restart)"),
@@ -109,8 +109,8 @@ def test_zipl_chshut_chreipl_and_dumpconf_set_up_a_dump(tmp_path: Path) -> None:
     booted = boot_lpar(tmp_path, dump_device_prepared=False, **SMALL)
     assert said(booted, "zipl -d 0.0.0200") == [
         "Dump target: device 0.0.0200 with a size of 68 MB",
-        "Installing the stand-alone dumper on 0.0.0200: any dump on it will be overwritten by "
-        "the next dump",
+        ("Installing the stand-alone dumper on 0.0.0200: any dump on it will be overwritten by "
+        "the next dump"),
         "Preparing dump device 0.0.0200.", "Done."]
     assert [(e.stage, e.status, e.detail) for e in booted.log.of_kind("stage")][-1] == (
         "zipl", "done", "stand-alone dumper installed on 0200")
