@@ -199,6 +199,10 @@ def test_the_full_dump_stays_on_the_device_until_zgetdump(collected: Collected) 
     assert [(Path(w.path).name, w.format) for w in written] == [("first.s390", "s390"),
                                                                 ("first.elf", "elf")]
     assert written[0].bytes == collected.first.stat().st_size == 4096 + (64 << 20) + 16
+    # The files belong to the incident of the dump, not to the re-IPL that copied them off.
+    incidents = collected.booted.lpar.checkpoints.incidents.items
+    assert [i.dumps for i in incidents] == [[w.path for w in written], []]
+    assert incidents[1].outcome == "full dump on the dump device (zgetdump copies it off)"
 
 
 def test_zgetdump_copies_what_the_dumper_wrote(collected: Collected) -> None:
