@@ -15,8 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench_kdump import cp_seconds
 
-from machine.events import EventBus
 from machine.dumptools import zgetdump_image
+from machine.events import EventBus
 from machine.faults import inject
 from machine.lpar import Lpar
 from machine.profile import Profile, parse_size
