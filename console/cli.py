@@ -1,7 +1,8 @@
 """`dumplab`: the command-line entry point.
 
 `dumplab run` drives a headless session from commands, a script file or a named scenario.
-`dumplab inspect` and `dumplab convert` read and convert dump files (console/control/dumpfiles.py).
+`dumplab inspect` and `dumplab convert` read and convert dump files (console/control/dumpfiles.py);
+`dumplab zgetdump` copies a stand-alone dump off a dump device image (machine/dumptools.py).
 Without a subcommand, `dumplab` opens the console (TUI, console/tui/app.py) on the default
 profile; the other subcommands of docs/DESIGN §6 arrive with later issues.
 """
@@ -48,11 +49,19 @@ from console.training.demos import Demo, add_demo_parser, demo_command
 from console.training.lab_headless import add_lab_parser, lab_command
 from console.training.labs import Lab
 from console.tui.terminal import NO_TERMINAL, needs_terminal
+from machine.dumptools import DumpToolError, find_dump, zgetdump_image
 from machine.events import Event
+from machine.formats.common import DumpFormatError
 from machine.formats.select import SELECTIONS
 from machine.paths import assets_dir
 from machine.profile import Profile, ProfileError, parse_size
-from machine.userfiles import Terminated, UserFileError, read_user_text, shown_path
+from machine.userfiles import (
+    Terminated,
+    UserFileError,
+    open_user_file,
+    read_user_text,
+    shown_path,
+)
 from machine.workdir import WorkdirError, claim_workdir
 
 DEFAULT_WORKDIR = Path("dumplab-work")
@@ -246,6 +255,19 @@ def _add_dump_file_commands(subcommands: Any) -> None:
                          help="for a dump that holds two systems: write only the production "
                               "system (prod, the swap undone) or the kdump kernel's (kdump) "
                               "as an ELF core")
+    zgetdump = subcommands.add_parser(
+        "zgetdump", help="copy a stand-alone dump off a dump device image",
+        description="Copy the full dump the stand-alone dumper left on a dump device (its "
+                    "image, like dumplab-work/dev-0200.img) into a file, as zgetdump does on "
+                    "Linux after the re-IPL: as it is (s390) or as an ELF core (elf, the "
+                    "default). -i only shows what the dump on the device holds. The output is "
+                    "written under a temporary name and renamed when complete.")
+    zgetdump.add_argument("device", metavar="DEVICE-IMAGE", help="a dump device image")
+    zgetdump.add_argument("output", metavar="OUT", nargs="?", help="the file to write")
+    zgetdump.add_argument("-f", "--format", choices=("elf", "s390"), default="elf",
+                          help="the output format (default: elf)")
+    zgetdump.add_argument("-i", "--info", action="store_true",
+                          help="show the dump's header instead of copying it")
 
 
 def _script(args: argparse.Namespace) -> tuple[str, list[str]]:
@@ -373,10 +395,39 @@ class _DemoInConsole:
         return record_demo_cast(demo, cast, workdir, size=size, gif=gif)
 
 
+def zgetdump_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """`dumplab zgetdump DEVICE-IMAGE OUT [-f elf|s390]` or `dumplab zgetdump -i DEVICE-IMAGE`."""
+    if args.info == (args.output is not None):
+        raise UsageError("give either OUT (copy the dump) or -i (show it), not both or neither")
+    try:
+        if args.info:
+            with open_user_file(args.device, "dump") as source:
+                dump = find_dump(source, os.fstat(source.fileno()).st_size, f"'{args.device}'")
+            header = dump.header
+            out.write(f"{args.device}: s390 dump (version {header.version}) at offset "
+                      f"{dump.offset:#x}: {header.mem_size >> 20} MB of memory, "
+                      f"{header.cpu_cnt} CPUs, TOD {header.tod:016x} to {dump.end_tod:016x}\n")
+            return EXIT_OK
+        result = zgetdump_image(args.device, args.output, args.format)
+    except UserFileError as error:  # names the device image or the output itself
+        err.write(f"dumplab zgetdump: {error}\n")
+        return EXIT_FAILED
+    except (DumpToolError, DumpFormatError, ValueError) as error:
+        err.write(f"dumplab zgetdump: {error}\n")
+        return EXIT_FAILED
+    except OSError as error:
+        err.write(f"dumplab zgetdump: {args.device}: {error.strerror or error}\n")
+        return EXIT_FAILED
+    out.write(f"{args.device} -> {args.output} ({result.format}): {result.bytes} bytes in "
+              f"{result.seconds:.2f} s\n")
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
     "run": run_command,
     "inspect": inspect_command,
     "convert": convert_command,
+    "zgetdump": zgetdump_command,
     "replay": replay_command,
     "lab": functools.partial(lab_command, in_console=_lab_in_console),
     "demo": functools.partial(demo_command, console=_DemoInConsole()),

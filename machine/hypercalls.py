@@ -1,4 +1,5 @@
-"""The DumpLab hypercall (DIAG 0x500): console, machine info, block I/O, trace.
+"""The DumpLab hypercall (DIAG 0x500): console, machine info, block I/O, trace, and the host's
+half of kexec -p, the kdump kernel's vmcore save, zipl -d and zgetdump.
 
 These stand for the SCLP and channel I/O a real machine would use (docs/GUEST_ABI.md,
 docs/FIDELITY.md). Arguments are real addresses of the calling CPU.
@@ -16,6 +17,15 @@ from unicorn.s390x_const import UC_S390X_REG_R0
 from machine.clock import TOD_PER_SECOND
 from machine.cpu import Cpu
 from machine.devices import BLOCK_SIZE, Device, DeviceError
+from machine.dumptools import (
+    ZGETDUMP_COPY,
+    ZGETDUMP_FORMATS,
+    ZGETDUMP_INFO,
+    ZIPL_INSTALL_DUMPER,
+    ZIPL_INSTALL_KDUMP,
+    ZIPL_QUERY,
+    DumpToolError,
+)
 from machine.storage import StorageError
 
 if TYPE_CHECKING:
@@ -32,11 +42,14 @@ BLOCK_WRITE = 6
 TRACE = 7
 KEXEC_PREPARE = 8
 VMCORE_SAVE = 9
+ZIPL_DUMP = 10
+ZGETDUMP = 11
 
 ERR_NO_DEVICE = -1
 ERR_OUT_OF_RANGE = -2
 ERR_IO = -3
 ERR_BAD_BUFFER = -4
+MAX_FILE_NAME = 64
 ERR_UNKNOWN_FUNCTION = -38  # ENOSYS, as KVM's hypercall answers an unknown function
 
 MAX_CONSOLE_WRITE = 4096
@@ -62,6 +75,8 @@ class Hypercalls:
             TRACE: self._trace,
             KEXEC_PREPARE: self._kexec_prepare,
             VMCORE_SAVE: self._vmcore_save,
+            ZIPL_DUMP: self._zipl_dump,
+            ZGETDUMP: self._zgetdump,
         }
 
     def call(self, uc: Uc, cpu: Cpu) -> None:
@@ -172,6 +187,38 @@ class Hypercalls:
 
     def _vmcore_save(self, uc: Uc, cpu: Cpu, header: int, size: int, level: int, *_: int) -> int:
         return self.lpar.kdump.vmcore_save(cpu, header, size, level)
+
+    def _zipl_dump(self, uc: Uc, cpu: Cpu, op: int, devno: int, *_: int) -> int:
+        tools = self.lpar.dump_tools
+        kinds = {ZIPL_INSTALL_DUMPER: "dumper", ZIPL_INSTALL_KDUMP: "kdump"}
+        try:
+            if op == ZIPL_QUERY:
+                return tools.device_state(devno)
+            if op in kinds:
+                return tools.install(cpu.address, devno, kinds[op])
+        except DumpToolError as exc:
+            return exc.code
+        except OSError:
+            return ERR_IO
+        return ERR_UNKNOWN_FUNCTION
+
+    def _zgetdump(self, uc: Uc, cpu: Cpu, op: int, devno: int, address: int, length: int,
+                  out_format: int) -> int:
+        tools = self.lpar.dump_tools
+        try:
+            if op == ZGETDUMP_INFO:
+                self._write(cpu, address, tools.info(devno))
+                return 0
+            if op == ZGETDUMP_COPY and out_format in ZGETDUMP_FORMATS and length <= MAX_FILE_NAME:
+                name = self._read(cpu, address, length).decode("ascii", errors="replace")
+                return tools.copy(cpu.address, devno, name, ZGETDUMP_FORMATS[out_format])
+        except DumpToolError as exc:
+            return exc.code
+        except StorageError:
+            return ERR_BAD_BUFFER
+        except OSError:
+            return ERR_IO
+        return ERR_UNKNOWN_FUNCTION
 
     def _trace(self, uc: Uc, cpu: Cpu, event_id: int, *args: int) -> int:
         self.lpar.guest_trace(cpu, event_id, tuple(args[:4]))

@@ -3,7 +3,9 @@
 Each IPL after a dump, or after a dump was attempted (kdump started, the dumper ran), begins a
 new incident, so that a fallback stand-alone dump after a failed kdump, or the production
 system re-IPLed after its vmcore was saved, is not mistaken for the run before it. An incident
-keeps its dumps and the outcome of its workflow stages.
+keeps its dumps and the outcome of its workflow stages. A full dump stays on the dump device
+until the operator copies it off with zgetdump after the re-IPL, in a later incident: the file
+is the dump incident's.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ class Incident:
         failed = [s for s, status in self.stages.items() if status.startswith("failed")]
         if self.dumps:
             return "dump written: " + ", ".join(self.dumps)
+        if self.stages.get("full-dump", "").startswith("done"):  # the checks failed before it
+            return "full dump on the dump device (zgetdump copies it off)"
         if failed:
             return f"{failed[-1]} failed"
         if self.dump_attempted:
@@ -57,6 +61,7 @@ class Incidents:
     def __init__(self, lpar: Lpar) -> None:
         self.lpar = lpar
         self.items: list[Incident] = [Incident(1, lpar.clock.now, "activate")]
+        self._copying_off = False  # zgetdump runs: its file is the latest full dump's
 
     @property
     def current(self) -> Incident:
@@ -71,8 +76,19 @@ class Incidents:
             self.current.stages[event.stage] = status
             if event.stage in DUMP_STAGES:
                 self.current.dump_attempted = True
+            if event.stage == "zgetdump":
+                self._copying_off = event.status == "running"
         elif kind == "dump_written":
-            self.current.dumps.append(event.path)
+            self._owner().dumps.append(event.path)
+
+    def _owner(self) -> Incident:
+        """The incident a dump file belongs to: the current one, or for zgetdump's copy the
+        latest incident whose full dump reached the device."""
+        if self._copying_off:
+            for incident in reversed(self.items):
+                if incident.stages.get("full-dump", "").startswith("done"):
+                    return incident
+        return self.current
 
     def _ipl(self, event: Event) -> None:
         current = self.current

@@ -25,7 +25,8 @@ from machine import interrupts
 from machine.breakpoints import Breakpoints, resolve_symbol
 from machine.clock import VirtualClock, tod_units
 from machine.cpu import ARS, CRS, FPRS, GPRS, Cpu, CpuState
-from machine.devices import Device, DeviceError
+from machine.devices import BLOCK_SIZE, Device, DeviceError
+from machine.dumptools import DumpTools
 from machine.engine import flush_tlb, new_engine, raw_fields
 from machine.events import (
     BreakpointEvent,
@@ -130,6 +131,7 @@ class Lpar:
         self.hypercalls = Hypercalls(self)
         self.kdump = KdumpHost(self)
         self.dumper = DumperHost(self)
+        self.dump_tools = DumpTools(self)
         self.ipl_control = IplControl(self)
         self._program_exits: set[int] = set()
         self._kexec_exits: set[int] = set()
@@ -285,6 +287,7 @@ class Lpar:
         self._program_exits, self._kexec_exits = set(), set()
         self.kdump = KdumpHost(self)
         self.dumper = DumperHost(self)
+        self.dump_tools = DumpTools(self)
         self._set_exits()
         fields = raw_fields()
         self.cpus = [Cpu(address, self.uc, fields) for address in self.profile.addresses]
@@ -309,7 +312,13 @@ class Lpar:
         boot.install_boot_program("kernel", kernel.read_bytes())
         dump = Device(p.dump_devno, "dump", self.workdir / f"dev-{p.dump_devno:04x}.img",
                       p.dump_device_size)
-        prepare_dump_device(dump, kind=p.dump_tool)
+        # The default profile still prepares the dump device (zipl -d, or zipl -d -k auto for
+        # dump_tool = "kdump") so that the console and the scenarios work at once; a profile
+        # with dump_device_prepared = false, as the labs use, leaves that to the operator.
+        if p.dump_device_prepared:
+            prepare_dump_device(dump, kind=p.dump_tool)
+        else:  # a device image kept from an earlier activation: no dump tool on it either
+            dump.write_blocks(0, bytes(BLOCK_SIZE))
         return {boot.devno: boot, dump.devno: dump}
 
     def deactivate(self) -> str:

@@ -12,8 +12,9 @@ from typing import Any
 from machine.paths import assets_dir
 from machine.userfiles import read_user_text, shown_path
 
-# The shutdown actions the mini-kernel knows (Linux also has vmcmd and reipl).
-SHUTDOWN_ACTIONS = ("stop", "dump", "dump_reipl")
+# The shutdown actions the mini-kernel knows, in the order it numbers them (Linux also has
+# vmcmd, a z/VM command).
+SHUTDOWN_ACTIONS = ("stop", "dump", "dump_reipl", "reipl")
 # What the kdump kernel does when it cannot save the vmcore, in the order of its numbering.
 KDUMP_FAILURE_ACTIONS = ("reboot", "halt", "dump")
 # How the dump device is prepared at activation: the 2011 design's stand-alone dumper
@@ -88,6 +89,9 @@ class Profile:
     kdump_reipl: bool = True  # the kdump kernel re-IPLs the production system when done
     kdump_failure: str = "reboot"  # when the vmcore cannot be saved: reboot | halt | dump
     dump_tool: str = "dumper"  # what the dump device carries: dumper | kdump (zipl -k auto)
+    # The dump device carries the stand-alone dumper from activation (as if `zipl -d` had been
+    # run before); false leaves it empty, for the operator's own `zipl -d` (the labs).
+    dump_device_prepared: bool = True
 
     def __post_init__(self) -> None:
         self._validate()
@@ -133,8 +137,8 @@ class Profile:
             raise ProfileError(f"workload = {self.workload}: must be 0 to 90 (percent of memory)")
         for field in ("on_panic", "on_restart"):
             if getattr(self, field) not in SHUTDOWN_ACTIONS:
-                raise ProfileError(f"{field} = {getattr(self, field)!r}: must be 'stop', 'dump' "
-                                   "or 'dump_reipl'")
+                raise ProfileError(f"{field} = {getattr(self, field)!r}: must be 'stop', 'dump', "
+                                   "'dump_reipl' or 'reipl'")
         if self.kdump_failure not in KDUMP_FAILURE_ACTIONS:
             raise ProfileError(f"kdump_failure = {self.kdump_failure!r}: must be 'reboot', "
                                "'halt' or 'dump'")
@@ -201,7 +205,7 @@ _SIZE_FIELDS = ("memory", "crashkernel", "dump_size")
 _DEVNO_FIELDS = ("boot_devno", "dump_devno")
 _TYPES = {"name": str, "cpus": int, "workload": int, "kernel_parms": str, "kdump": bool,
           "on_panic": str, "on_restart": str, "dump_level": int, "kdump_reipl": bool,
-          "kdump_failure": str, "dump_tool": str}
+          "kdump_failure": str, "dump_tool": str, "dump_device_prepared": bool}
 
 
 def _from_mapping(data: dict[str, Any], origin: str, echo: bool = True) -> Profile:
@@ -226,7 +230,7 @@ def _from_mapping(data: dict[str, Any], origin: str, echo: bool = True) -> Profi
 
 _ALL_FIELDS = ("memory", "crashkernel", "dump_size", "boot_devno", "dump_devno", "cpu_addresses", "cpus",
                "workload", "kernel_parms", "kdump_reipl", "kdump_failure", "dump_tool", "kdump", "on_panic",
-               "on_restart", "dump_level", "name")
+               "on_restart", "dump_level", "dump_device_prepared", "name")
 _EXPECTED = {
     "memory": "a size of whole MiB from 64M to 1T, like 256M",
     "crashkernel": "a size of whole MiB, at least 16M and at most half of memory, or 0",
@@ -238,8 +242,9 @@ _EXPECTED = {
     "kernel_parms": "text of at most 700 characters", "kdump": "true or false",
     "kdump_reipl": "true or false", "kdump_failure": "'reboot', 'halt' or 'dump'",
     "dump_tool": "'dumper' or 'kdump'",
-    "on_panic": "'stop', 'dump' or 'dump_reipl'",
-    "on_restart": "'stop', 'dump' or 'dump_reipl'", "dump_level": "0 or 1", "name": "text",
+    "on_panic": "'stop', 'dump', 'dump_reipl' or 'reipl'",
+    "on_restart": "'stop', 'dump', 'dump_reipl' or 'reipl'", "dump_level": "0 or 1",
+    "dump_device_prepared": "true or false", "name": "text",
 }
 
 

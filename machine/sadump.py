@@ -1,27 +1,20 @@
 """The host's part in the stand-alone dump: preparing the dump device (the `zipl -d` role),
-following the dumper's steps (each check recomputed here), and copying a full dump off the
-device into a file once it is complete (the `zgetdump` role)."""
+following the dumper's steps (each check recomputed here), and the copy of a full dump off the
+device into a file, which machine/dumptools.py runs when the operator asks (`zgetdump`)."""
 
 from __future__ import annotations
 
-import datetime
 import errno
 import hashlib
 import os
 import struct
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from machine.checksums import cksm
-from machine.clock import ACTIVATION_TIME
-from machine.devices import BLOCK_SIZE, Device, DeviceError, data_extents
-from machine.events import (
-    CheckEvent,
-    DumpProgressEvent,
-    DumpWrittenEvent,
-    ErrorEvent,
-    StageEvent,
-)
+from machine.devices import Device, DeviceError, data_extents
+from machine.events import CheckEvent, DumpProgressEvent, StageEvent
 from machine.formats.common import atomic_output
 from machine.paths import program_path
 from machine.profile import DUMP_TOOLS
@@ -52,6 +45,10 @@ WAIT_CODES = {
 }
 
 
+class DumpToolNotSupported(DeviceError):
+    """A kind of dump tool this machine cannot put on a device."""
+
+
 def prepare_dump_device(device: Device, kind: str = "dumper") -> None:
     """Make the device a dump device: the stand-alone dumper's boot record and program
     (`zipl -d`, kind "dumper"), or the stand-alone kdump, a kdump kernel and its loader
@@ -61,7 +58,7 @@ def prepare_dump_device(device: Device, kind: str = "dumper") -> None:
     elif kind == "dumper":
         device.install_boot_program("dumper", program_path("dumper").read_bytes(), dump_program=True)
     else:
-        raise DeviceError(f"unknown dump tool '{kind}' (known: {', '.join(DUMP_TOOLS)})")
+        raise DumpToolNotSupported(f"unknown dump tool '{kind}' (known: {', '.join(DUMP_TOOLS)})")
 
 
 def describe_code(code: int) -> str:
@@ -167,34 +164,21 @@ class DumperHost:
                                             total=args[1]))
 
     def done(self, cpu: Cpu, args: tuple[int, ...]) -> None:
-        """The dumper finished writing to the device: copy the dump off it into a file."""
+        """The dumper finished writing to the device. The dump stays there (a later dump
+        overwrites it) until the operator copies it off with zgetdump."""
         first_block, size, code = args[0], args[1], args[2]
         if code != 0:
             self._stage(cpu, "full-dump", "failed", describe_code(code))
             return
-        device = self.lpar.devices.get(self.lpar.ipl_devno)
-        try:
-            path, seconds = self._copy_off(device, first_block * BLOCK_SIZE, size)
-        except OSError as exc:
-            self.lpar.publish(ErrorEvent(t=self.lpar.clock.now, cpu=cpu.address,
-                                         message=f"copying the dump off device {device.devno:04x} failed: {exc.strerror}"))
-            self._stage(cpu, "full-dump", "failed", "copy off the device failed")
-            return
         self.dumps += 1
-        self.lpar.publish(DumpWrittenEvent(t=self.lpar.clock.now, cpu=cpu.address, path=str(path),
-                                           format="s390", bytes=size, seconds=round(seconds, 3)))
-        self._stage(cpu, "full-dump", "done", f"{path.name}: {size} bytes")
+        self._stage(cpu, "full-dump", "done",
+                    f"on device {self.lpar.ipl_devno:04x}: {size} bytes at block {first_block}; "
+                    "re-IPL and run zgetdump to copy it off")
 
-    def _copy_off(self, device: Device, offset: int, size: int):
+    @staticmethod
+    def _copy_off(device: Device, offset: int, size: int, path: Path) -> float:
+        """Copy [offset, offset + size) of the device into path (atomically); the seconds."""
         device.flush()
-        directory = self.lpar.workdir / "dumps"
-        directory.mkdir(parents=True, exist_ok=True)
-        when = ACTIVATION_TIME + datetime.timedelta(microseconds=self.lpar.clock.now // 1000)
-        stem = f"dump-{when:%Y%m%d-%H%M%S}"
-        path, n = directory / f"{stem}.s390", 1
-        while path.exists():
-            n += 1
-            path = directory / f"{stem}-{n}.s390"
         started = time.perf_counter()
         with open(device.path, "rb") as source, atomic_output(path) as target:
             # The device image is sparse (machine/devices.py): its data extents are the
@@ -202,7 +186,7 @@ class DumperHost:
             for start, end in _data_extents(source.fileno(), offset, offset + size):
                 _copy_range(source.fileno(), target, start, end, start - offset)
             os.ftruncate(target, size)
-        return path, time.perf_counter() - started
+        return time.perf_counter() - started
 
 
 def _copy_range(source: int, target: int, start: int, end: int, to: int) -> None:

@@ -1,7 +1,8 @@
 """The guest programs' trace hypercalls (DIAG 0x500 function TRACE, docs/GUEST_ABI.md) turned
 into events: ids 1-9 come from the production kernel (here), 10-25 from the purgatory and the
 kdump kernel (machine/kdump.py), 30-35 from the stand-alone dumper (machine/sadump.py), 36-39
-from the stand-alone kdump loader (machine/zipl_kdump.py).
+from the stand-alone kdump loader (machine/zipl_kdump.py), 40-41 from the kernel's dump tools
+(chshut, chreipl: assets/src/kernel/dumptools.c).
 
 Each report is checked on the host where it carries a checksum: the event has the guest's
 value and the host's own computation."""
@@ -157,4 +158,6 @@ _TRACE_HANDLERS: dict[int, Callable[[Lpar, Cpu, tuple[int, ...]], None]] = {
     37: zipl_kdump.check,
     38: zipl_kdump.copied,
     39: zipl_kdump.enter,
+    40: _generic(40, "chshut"),
+    41: _generic(41, "chreipl"),
 }

@@ -84,7 +84,7 @@ def test_dumplab_lab_solve_prints_each_step_and_the_score(tmp_path: Path, capsys
     assert lab is not None
     for number, step in enumerate(lab.steps, start=1):
         assert f"Step {number}/{len(lab.steps)}: {step.title} ... passed" in out
-    assert out.rstrip().endswith("Score: 4/4 steps passed, 0 hints used")
+    assert out.rstrip().endswith("Score: 5/5 steps passed, 0 hints used")
     assert list((tmp_path / "dumps").glob("vmcore-*"))
 
 
@@ -158,7 +158,7 @@ def test_a_wrong_answer_fails_the_step_and_derived_answers_are_for_solve_scripts
 
 def test_quit_and_end_of_input_end_the_lab(tmp_path: Path) -> None:
     passed, out = _play("panic-no-kdump", tmp_path, ["quit"])
-    assert not passed and "Score: 0/4 steps passed" in out
+    assert not passed and "Score: 0/6 steps passed" in out
 
 
 # --------------------------------------------------------------------------------------------

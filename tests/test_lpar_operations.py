@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 from conftest import MS, boot_lpar
+from full_dumps import copy_full_dump, full_dump_done
 
+from machine.formats.s390dump import read_s390_dump
 from machine.lpar import HmcError
 from machine.status import CpuStatus
 
@@ -123,10 +125,12 @@ def test_panic_stops_the_others_and_waits_disabled(booted):
 def test_on_panic_dump_reipls_the_dumper_which_takes_a_full_dump(booted):
     booted.os_command("on_panic dump")
     booted.os_command("panic x", 50 * MS)
-    written = booted.log.of_kind("dump_written")[-1]
+    assert full_dump_done(booted.log.of_kind("stage")[-1])  # on the device, not yet a file
+    assert booted.log.of_kind("dump_written") == []
+    written = copy_full_dump(booted.lpar)
     ipl = booted.log.of_kind("ipl")[-1]
     assert (ipl.devno, ipl.program) == (0x200, "dumper")
-    assert written.format == "s390"
+    assert read_s390_dump(written.path).header.mem_size == booted.lpar.storage.size
     failed = [c for c in booted.log.of_kind("check") if not c.ok]
     assert [c.what for c in failed] == ["crashkernel"]  # kdump was never loaded
     # The dump re-IPL stored CPU 0's status, so the dumper has every CPU's registers.

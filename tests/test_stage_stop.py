@@ -30,7 +30,7 @@ from machine.zipl_kdump import CHECKS as LOADER_CHECKS
 from tests.test_tui_app import make_app, pilot_test, until
 
 STAGES = WORKFLOW_STAGES + ("ipl", "boot", "workload", "workload-filled", "kexec-load", "hang",
-                            "panic")
+                            "panic", "zipl", "zgetdump")
 CHECKS = (*DUMPER_CHECKS.values(), *KDUMP_CHECKS.values(), *LOADER_CHECKS.values(), "os_info checksum",
           "purgatory checksum", "segment 1 (elfcorehdr) SHA-256")
 FLOW = ("activate", "load 0100", "wait-for event kexec timeout=30s", "stop all", "restart 0")

@@ -29,6 +29,7 @@ from console.tui.screens.dialogs import (
 )
 from console.tui.screens.load import LoadForm
 from console.tui.widgets.dump.model import compare_cpu, open_dump_file
+from machine.dumptools import DumpOnDevice, find_dump
 from machine.events import Event, EventLog
 from machine.paths import program_path
 
@@ -42,6 +43,12 @@ def pilot_test(test: Callable[..., Awaitable[None]]) -> Callable[..., None]:
     def run(*args: object, **kwargs: object) -> None:
         asyncio.run(test(*args, **kwargs))
     return run
+
+
+def dump_on_device(image: Path) -> DumpOnDevice:
+    """The full dump the stand-alone dumper left on a dump device image."""
+    with open(image, "rb") as device:
+        return find_dump(device, os.fstat(device.fileno()).st_size, image.name)
 
 
 def make_app(workdir: Path, **kwargs: object) -> tuple[DumpLabApp, EventLog]:
@@ -570,12 +577,13 @@ async def test_corrupted_purgatory_falls_back_to_a_full_dump(tmp_path: Path) -> 
         await pilot.press("ctrl+s")
         await answered(pilot, app, count + 1)
         assert app.session.history[-1].text == "load 0200 store"
-        app.submit("wait-for event dump_written timeout=60s")
+        app.submit("wait-for stage full-dump timeout=60s")
         await answered(pilot, app, count + 2)
-        written = kinds(log, "dump_written")[-1]
-        assert written.format == "s390" and Path(written.path).is_file()
         assert any(not c.ok for c in kinds(log, "check"))
         assert stage_done(log, "full-dump")
+        # The dump stays on the device until zgetdump copies it off.
+        assert kinds(log, "dump_written") == []
+        assert dump_on_device(tmp_path / "dev-0200.img").memory_size == app.session.lpar.storage.size
 
 
 def test_the_machine_thread_serves_commands_headless(tmp_path: Path) -> None:

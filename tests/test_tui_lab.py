@@ -90,15 +90,21 @@ async def typed(pilot: Pilot, app: LabApp, line: str) -> None:
 @pilot_test
 async def test_lab_one_by_keys_and_the_command_layer(tmp_path: Path) -> None:
     app, log = make_lab_app("hung-system", tmp_path)
-    step = app.lab.steps[0]
+    first, step = app.lab.steps[0], app.lab.steps[1]
     async with app.run_test(size=SIZE) as pilot:
         await step_open(pilot, app, 0)
         # The setup ran through the command layer and is shown as the operator's would be.
-        assert [h.text for h in app.session.history] == list(step.setup)
+        assert [h.text for h in app.session.history] == list(first.setup)
         assert "load 0100: " in "\n".join(hardware_lines(app))
         text = sidebar(app)
-        assert "Step 1 of 4: Load kdump" in text and "▶ · · ·" in text
+        assert "Step 1 of 5: Prepare the dump device" in text and "▶ · · · ·" in text
         assert app.focused is app.main.query_one("#lab-scroll")  # the keys work at once
+        await typed(pilot, app, "oscmd zipl -d 0200")  # the dump device first (zipl -d)
+        app.submit("wait-for stage zipl")
+        await status(pilot, app, "passed")
+        await pilot.press(">")
+        await step_open(pilot, app, 1)
+        assert "Step 2 of 5: Load kdump" in sidebar(app) and "✔ ▶ · · ·" in sidebar(app)
 
         await pilot.press("k")  # a real check, before anything was done: it fails
         await until(pilot, lambda: app.lab_progress.explain, "the explanation")
@@ -108,7 +114,7 @@ async def test_lab_one_by_keys_and_the_command_layer(tmp_path: Path) -> None:
 
         await pilot.press(">")  # not passed: no next step
         await pilot.pause()
-        assert "has not passed yet" in ack(app) and app.lab_progress.index == 0
+        assert "has not passed yet" in ack(app) and app.lab_progress.index == 1
 
         await pilot.press("h")  # hints one at a time
         await pilot.pause()
@@ -125,11 +131,11 @@ async def test_lab_one_by_keys_and_the_command_layer(tmp_path: Path) -> None:
         await status(pilot, app, "passed")
         assert [e.loaded for e in log.of_kind("kexec")] == [True]
         text = sidebar(app)
-        assert "✔ Passed" in text and "✔ · · ·" in text and "now names the crashkernel" in text
+        assert "✔ Passed" in text and "✔ ✔ · · ·" in text and "now names the crashkernel" in text
 
-        await pilot.press(">")  # step 2: its setup makes CPU 0 hang
-        await step_open(pilot, app, 1)
-        assert log.of_kind("hang") and "Step 2 of 4" in sidebar(app)
+        await pilot.press(">")  # step 3: its setup makes CPU 0 hang
+        await step_open(pilot, app, 2)
+        assert log.of_kind("hang") and "Step 3 of 5" in sidebar(app)
         await pilot.press("k")
         await until(pilot, lambda: app.lab_progress.explain, "the explanation")
         assert "Every CPU must be stopped" in sidebar(app)
@@ -137,10 +143,10 @@ async def test_lab_one_by_keys_and_the_command_layer(tmp_path: Path) -> None:
         await pilot.press("s")  # the HMC's Stop all key, graded after the command
         await status(pilot, app, "passed")
         assert {c.state for c in app.main.frame.snapshot.cpus} == {"stopped"}
-        assert "✔ ✔ · ·" in sidebar(app) and "passed" in ack(app)
+        assert "✔ ✔ ✔ · ·" in sidebar(app) and "passed" in ack(app)
 
-        await pilot.press(">")  # step 3 has no setup: the lab line takes the lab's commands
-        await step_open(pilot, app, 2)
+        await pilot.press(">")  # step 4 has no setup: the lab line takes the lab's commands
+        await step_open(pilot, app, 3)
         app.main.query_one("#lab-input").focus()
         await pilot.press(*"answer 0200", "enter")
         await until(pilot, lambda: "asks no question" in ack(app), "the refusal")
@@ -160,7 +166,7 @@ async def test_lab_one_by_keys_and_the_command_layer(tmp_path: Path) -> None:
         await pilot.press("ctrl+q")
         await pilot.pause()
     assert not app.runner.alive
-    assert app.exit_status == 1  # two of four steps passed
+    assert app.exit_status == 1  # three of five steps passed
 
 
 @pilot_test
@@ -244,9 +250,9 @@ def test_lab_progress_follows_only_the_engine() -> None:
     assert not progress.take(StepReport(0, "verdict", True))  # about a step left behind
     progress.take(StepReport(1, "setup"))
     progress.take(StepReport(1, "broken", detail="setup of step 2 failed",
-                             score=Score(4, 1, 3, 0, 0)))
-    assert progress.outcomes == ["passed", "failed", "failed", "failed"]
-    assert "The lab cannot go on" in progress.markdown() and "Score: 1/4" in progress.markdown()
+                             score=Score(5, 1, 4, 0, 0)))
+    assert progress.outcomes == ["passed", "failed", "failed", "failed", "failed"]
+    assert "The lab cannot go on" in progress.markdown() and "Score: 1/5" in progress.markdown()
 
 
 def test_lab_keys_have_ids_help_and_no_clash_with_the_hmc() -> None:

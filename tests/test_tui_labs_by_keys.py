@@ -165,8 +165,8 @@ async def test_the_score_summary_after_quitting_midway(tmp_path: Path) -> None:
         await pilot.press("h")
         await until(pilot, lambda: app.lab_progress.hints, "a hint")
         await pilot.press("ctrl+q")
-    assert app.score_summary() == (f"Lab 1: {app.lab.title}\n  ▶ · · ·\n"
-                                   "  Score: 0/4 steps passed, 4 skipped, 1 hint used\n")
+    assert app.score_summary() == (f"Lab 1: {app.lab.title}\n  ▶ · · · ·\n"
+                                   "  Score: 0/5 steps passed, 5 skipped, 1 hint used\n")
 
 
 @pilot_test
@@ -177,7 +177,7 @@ async def test_under_100_columns_the_sidebar_is_a_step_bar(tmp_path: Path) -> No
         await pilot.pause()
         bar, sidebar = app.main.query_one("#lab-bar"), app.main.query_one("#lab-sidebar")
         assert bar.display and not sidebar.display and bar.size.height == 1
-        assert "Lab 1 ▶ · · ·  Step 1 of 4: Load kdump" in str(bar.render())
+        assert "Lab 1 ▶ · · · ·  Step 1 of 5: Prepare the dump device" in str(bar.render())
         await pilot.press("L")  # the whole sidebar, on request
         await pilot.pause()
         assert sidebar.display and sidebar.size.width > 0

@@ -31,7 +31,8 @@ KDUMP = (*BOOT, "kdump load", "wait-for event kexec", "stop all", "restart 0",
          "wait-for event dump_written timeout=30s")
 FALLBACK = (*BOOT, "kdump load", "wait-for event kexec", "fault corrupt purgatory",
             "fault hang spin", "wait-for event hang", "stop all", "load 0200 store",
-            "wait-for event dump_written timeout=60s")
+            "wait-for stage full-dump timeout=60s", "load 0100", "wait-for stage workload",
+            "oscmd zgetdump 0200 dump.s390 -f s390", "wait-for event dump_written timeout=60s")
 
 
 @pytest.fixture(autouse=True)

@@ -54,7 +54,7 @@ async def test_resize_to_80x24_with_where_in_memory_shown(tmp_path: Path) -> Non
     app, log = make_app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         await boot(pilot, app, log)
-        await pilot.press("escape", "3", "down", "down")
+        await pilot.press("escape", "3", "down", "down", "down")  # workload -> hang
         where = app.main.query_one("#stage-where", OptionList)
         await until(pilot, lambda: where.option_count > 1, "addresses in Where in memory")
         for size in ((80, 24), (60, 20), (20, 8), (200, 60), (80, 24)):

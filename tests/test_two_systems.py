@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import MS
+from full_dumps import wait_for_full_dump
 
 from console.cli import main
 from machine.events import EventBus, EventLog
@@ -91,8 +92,7 @@ def two_systems(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoSystems
     # The operator sees the disabled wait, stops everything and takes a stand-alone dump.
     lpar.stop()
     lpar.load(0x200, store_status=True)
-    written = lpar.run_until(lambda e: e.kind == "dump_written", 3000 * MS)
-    assert written is not None, [e.to_dict() for e in log.events[-15:]]
+    written = wait_for_full_dump(lpar)
     run.dump_path = Path(written.path)
     lpar.close()
     yield run
@@ -326,8 +326,7 @@ def test_failure_action_halt_waits_for_the_operator(tmp_path: Path) -> None:
 
 def test_failure_action_dump_takes_a_full_dump_of_both_systems(tmp_path: Path) -> None:
     lpar, _ = failed_save(tmp_path, "dump")
-    written = lpar.run_until(lambda e: e.kind == "dump_written", 3000 * MS)
-    assert written is not None and written.format == "s390"
+    written = wait_for_full_dump(lpar)
     kdump = find_kdump_kernel(read_s390_dump(written.path))
     assert kdump is not None and (kdump.base, kdump.size) == (CRASH_BASE, CRASHKERNEL)
     lpar.close()

@@ -12,6 +12,8 @@
 #define HC_TRACE          7
 #define HC_KEXEC_PREPARE  8
 #define HC_VMCORE_SAVE    9
+#define HC_ZIPL_DUMP      10	/* the dump-device side of zipl -d (machine/dumptools.py) */
+#define HC_ZGETDUMP       11	/* zgetdump: copy a dump off a dump device (machine/dumptools.py) */
 
 #define TRACE_BOOT_STAGE      1
 #define TRACE_CPU_ONLINE      2
@@ -39,6 +41,32 @@
 #define TRACE_DUMPER_DECISION 33
 #define TRACE_DUMP_PROGRESS   34
 #define TRACE_DUMP_DONE       35
+#define TRACE_SHUTDOWN_CONFIG 40	/* chshut changed an action: trigger, action */
+#define TRACE_REIPL_CONFIG    41	/* chreipl changed the re-IPL device: devno */
+
+/* HC_ZIPL_DUMP operations and what the host answers about a device. */
+#define ZIPL_QUERY            0
+#define ZIPL_INSTALL_DUMPER   1
+#define ZIPL_INSTALL_KDUMP    2
+#define DUMPDEV_UNPREPARED    0	/* no dump tool on the device */
+#define DUMPDEV_DUMPER        1	/* the stand-alone dumper (zipl -d) */
+#define DUMPDEV_KDUMP         2	/* the stand-alone kdump (zipl -d -k auto) */
+#define DUMPDEV_HAS_DUMP      0x100	/* a complete dump is on the device */
+
+/* HC_ZGETDUMP operations; output formats. */
+#define ZGETDUMP_INFO         0
+#define ZGETDUMP_COPY         1
+#define ZGETDUMP_FORMAT_S390  0
+#define ZGETDUMP_FORMAT_ELF   1
+
+/* Errors of HC_ZIPL_DUMP and HC_ZGETDUMP (besides the block I/O ones, -1 to -4). */
+#define DUMPTOOL_NOT_SUPPORTED -5	/* a dump tool this machine does not have */
+#define DUMPTOOL_IN_USE        -6	/* the running system's IPL device */
+#define DUMPTOOL_TOO_SMALL     -7	/* the device cannot hold the tool */
+#define DUMPTOOL_NO_DUMP       -8	/* no dump on the device */
+#define DUMPTOOL_INCOMPLETE    -9	/* a dump header without its end marker */
+#define DUMPTOOL_BAD_NAME      -10	/* an output name that is not a plain file name */
+#define DUMPTOOL_NOT_PREPARED  -11	/* no dump tool on the device */
 
 #define BLOCK_SIZE 4096
 
@@ -115,6 +143,18 @@ static inline long hc_block_write(unsigned int devno, unsigned long block,
 {
 	return hypercall(HC_BLOCK_WRITE, devno, block, count, (unsigned long)buf, 0);
 }
+
+/* What zgetdump -i shows, filled by the host from the dump header on the device. */
+struct dump_info {
+	unsigned long memory_size;
+	unsigned long tod_start;
+	unsigned long tod_end;
+	unsigned long cpu_id;
+	unsigned int version;
+	unsigned int cpu_count;
+	unsigned int real_cpu_count;
+	unsigned int reserved;
+};
 
 #endif
 

@@ -29,7 +29,8 @@ struct pt_regs {
 	unsigned long pad[2];
 };
 
-enum shutdown_action { ACTION_STOP = 1, ACTION_DUMP = 2, ACTION_DUMP_REIPL = 3 };
+/* Numbered as machine/profile.py's SHUTDOWN_ACTIONS lists them, from 1. */
+enum shutdown_action { ACTION_STOP = 1, ACTION_DUMP = 2, ACTION_DUMP_REIPL = 3, ACTION_REIPL = 4 };
 
 struct boot_params {
 	unsigned long crashkernel_size;
@@ -131,5 +132,17 @@ void do_restart(unsigned long data) __attribute__((noreturn));
 void reipl_boot_device(void);
 const char *action_name(enum shutdown_action action);
 int parse_action(const char *word, enum shutdown_action *action);
+unsigned int ipl_devno(void);
+unsigned int reipl_devno(void);
+void set_reipl_devno(unsigned int devno);
+
+/* dumptools.c: zipl -d, lsshut, chshut, lsreipl, chreipl, dumpconf, zgetdump */
+void cmd_zipl(const char *arg);
+void cmd_lsshut(const char *arg);
+void cmd_chshut(const char *arg);
+void cmd_lsreipl(const char *arg);
+void cmd_chreipl(const char *arg);
+void cmd_dumpconf(const char *arg);
+void cmd_zgetdump(const char *arg);
 
 #endif

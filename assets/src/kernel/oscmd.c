@@ -55,7 +55,9 @@ static void cmd_help(const char *arg)
 	(void)arg;
 	printk(KERN_INFO, "commands: help | status | echo TEXT | hang spin|wait|deadlock|loop |");
 	printk(KERN_INFO, "  panic [TEXT] | pgmcheck | svc | on_panic ACTION | on_restart ACTION | reipl |");
-	printk(KERN_INFO, "  kdump load|unload|status");
+	printk(KERN_INFO, "  kdump load|unload|status | zipl -d DEVNO [-k auto] | lsshut |");
+	printk(KERN_INFO, "  chshut panic|restart stop|dump|dump_reipl|reipl | lsreipl | chreipl ccw DEVNO |");
+	printk(KERN_INFO, "  dumpconf status | zgetdump DEVNO FILE [-f elf|s390] | zgetdump -i DEVNO");
 }
 
 static void cmd_status(const char *arg)
@@ -114,7 +116,7 @@ static void cmd_svc(const char *arg)
 static void set_action(const char *name, enum shutdown_action *action, const char *arg)
 {
 	if (!parse_action(arg, action)) {
-		printk(KERN_ERR, "%s: '%s' is not an action (stop, dump, dump_reipl)", name, arg);
+		printk(KERN_ERR, "%s: '%s' is not an action (stop, dump, dump_reipl, reipl)", name, arg);
 		return;
 	}
 	printk(KERN_INFO, "%s: set to %s", name, action_name(*action));
@@ -155,7 +157,9 @@ static const struct {
 	{ "help", cmd_help }, { "status", cmd_status }, { "echo", cmd_echo },
 	{ "hang", cmd_hang }, { "panic", cmd_panic }, { "pgmcheck", cmd_pgmcheck },
 	{ "svc", cmd_svc }, { "on_panic", cmd_on_panic }, { "on_restart", cmd_on_restart },
-	{ "reipl", cmd_reipl }, { "kdump", cmd_kdump },
+	{ "reipl", cmd_reipl }, { "kdump", cmd_kdump }, { "zipl", cmd_zipl },
+	{ "lsshut", cmd_lsshut }, { "chshut", cmd_chshut }, { "lsreipl", cmd_lsreipl },
+	{ "chreipl", cmd_chreipl }, { "dumpconf", cmd_dumpconf }, { "zgetdump", cmd_zgetdump },
 };
 
 static void run_command(char *text)

@@ -1,5 +1,6 @@
 /* panic, PSW restart, and the shutdown actions (on_panic, on_restart) that run when there is
- * no kdump to take over: stop, or dump (re-IPL the stand-alone dumper with DIAG 308). */
+ * no kdump to take over: stop, dump (re-IPL the stand-alone dumper with DIAG 308), dump_reipl
+ * (the same, the dumper re-IPLs this system afterwards) or reipl (IPL this system again). */
 #include "kernel.h"
 #include "diag308.h"
 #include "cksm.h"
@@ -12,25 +13,46 @@ static unsigned char ipib[IPIB_SIZE] __attribute__((aligned(8)));
 static volatile unsigned int panic_lock;
 
 static unsigned char reipl_ipib[IPIB_SIZE] __attribute__((aligned(8)));
+/* The re-IPL device chreipl chose; 0: the device this system was IPL'd from. */
+static unsigned int reipl_devno_set;
+
+/* Indexed by enum shutdown_action: the names Linux's sysfs shutdown_actions use. */
+static const char *const action_names[] = {
+	[ACTION_STOP] = "stop", [ACTION_DUMP] = "dump", [ACTION_DUMP_REIPL] = "dump_reipl",
+	[ACTION_REIPL] = "reipl",
+};
 
 const char *action_name(enum shutdown_action action)
 {
-	if (action == ACTION_DUMP_REIPL)
-		return "dump_reipl";
-	return action == ACTION_DUMP ? "dump" : "stop";
+	if (action < ACTION_STOP || action > ACTION_REIPL)
+		return "stop";
+	return action_names[action];
 }
 
 int parse_action(const char *word, enum shutdown_action *action)
 {
-	if (!strcmp(word, "stop"))
-		*action = ACTION_STOP;
-	else if (!strcmp(word, "dump"))
-		*action = ACTION_DUMP;
-	else if (!strcmp(word, "dump_reipl"))
-		*action = ACTION_DUMP_REIPL;
-	else
-		return 0;
-	return 1;
+	for (unsigned int i = ACTION_STOP; i <= ACTION_REIPL; i++) {
+		if (!strcmp(word, action_names[i])) {
+			*action = (enum shutdown_action)i;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+unsigned int ipl_devno(void)
+{
+	return (unsigned int)*(volatile unsigned long *)0x10400UL;
+}
+
+unsigned int reipl_devno(void)
+{
+	return reipl_devno_set ? reipl_devno_set : ipl_devno();
+}
+
+void set_reipl_devno(unsigned int devno)
+{
+	reipl_devno_set = devno;
 }
 
 /* dump_reipl, as Linux's dump_reipl_run: leave the re-IPL block (this system's boot device)
@@ -38,7 +60,7 @@ int parse_action(const char *word, enum shutdown_action *action)
  * is done, so that it IPLs the production system again instead of stopping. */
 static void set_dump_reipl_block(void)
 {
-	unsigned int devno = *(volatile unsigned long *)0x10400UL;
+	unsigned int devno = reipl_devno();
 
 	build_ccw_ipib(reipl_ipib, devno);
 	write_absolute_u64(LC_IPIB, (unsigned long)reipl_ipib);
@@ -57,10 +79,11 @@ static void reipl_dump_device(void)
 	printk(KERN_EMERG, "dump: the dump device could not be IPL'd; stopping instead");
 }
 
-/* The operator's `reipl`: load this kernel again from its IPL device (parm area 0x10400). */
+/* The operator's `reipl` and the reipl action: load the re-IPL device (chreipl; by default
+ * the device this kernel came from, parm area 0x10400). */
 void reipl_boot_device(void)
 {
-	unsigned int devno = *(volatile unsigned long *)0x10400UL;
+	unsigned int devno = reipl_devno();
 
 	printk(KERN_NOTICE, "reipl: re-IPL from device %04x", devno);
 	irq_disable();
@@ -89,6 +112,8 @@ static void run_shutdown_action(unsigned int trigger, enum shutdown_action actio
 		set_dump_reipl_block();
 	if (action == ACTION_DUMP || action == ACTION_DUMP_REIPL)
 		reipl_dump_device();
+	if (action == ACTION_REIPL)
+		reipl_boot_device();
 	stop_run(trigger);
 }
 

@@ -40,6 +40,7 @@ STORY: tuple[StageInfo, ...] = (
     StageInfo("ipl", "Load (IPL) the production kernel", ("kernel", "lowcore")),
     StageInfo("boot", "Kernel boot", ("lowcore", "os_info", "vmcoreinfo", "kernel")),
     StageInfo("workload", "Workload on every CPU", ("kernel",)),
+    StageInfo("zipl", "zipl -d: dump tool on the dump device", ("kernel",)),
     StageInfo("kdump-load", "kdump loaded (kexec -p)", ("crashkernel", "purgatory", "os_info"),
               aliases=("kexec", "kdump-loaded", "kexec-load")),
     StageInfo("hang", "Hang", ("lowcore",)),
@@ -62,6 +63,7 @@ STORY: tuple[StageInfo, ...] = (
     StageInfo("vmcore", "vmcore written (kdump)", ("crashkernel",)),
     StageInfo("full-dump", "Full dump written (s390 format)", ("dumper",)),
     StageInfo("reipl", "Re-IPL of the production system", ("kernel",)),
+    StageInfo("zgetdump", "zgetdump: the full dump copied off the device", ("kernel",)),
 )
 _BY_NAME = {info.name: info for info in STORY}
 _ALIASES = {alias: info.name for info in STORY for alias in info.aliases}
@@ -211,10 +213,11 @@ class Timeline:
 
     def _ipl_stage(self, detail: str) -> str:
         """Which step an IPL is: the production IPL, the Load of a dump program, or the
-        production system's re-IPL (by DIAG 308) after a dump."""
+        production system's re-IPL after a dump (by DIAG 308, or the operator's Load before
+        zgetdump)."""
         if self._last_ipl_program not in (None, PRODUCTION_PROGRAM):
             return "dump-load"
-        if "diag308" in detail and self._dump_taken():
+        if self._dump_taken():  # by DIAG 308 (dump_reipl, kdump) or the operator's Load
             return "reipl"
         return "ipl"
 
@@ -294,7 +297,12 @@ class Timeline:
 
     def _on_dump_written(self, event: Event) -> None:
         fmt = str(field_of(event, "format", default=""))
-        name = "vmcore" if fmt == "elf" else "full-dump"
+        # A file zgetdump wrote (in either format) is that step's; otherwise kdump's vmcore,
+        # or a full dump written straight to a file (journals from before zgetdump).
+        if self.current == "zgetdump":
+            name = "zgetdump"
+        else:
+            name = "vmcore" if fmt == "elf" else "full-dump"
         size = int(field_of(event, "bytes", default=0))
         path = Path(str(field_of(event, "path", default="")))
         self._mark(name, event.t, "done", f"{path.name}: {size / 2**20:.1f} MiB ({fmt})")
@@ -367,8 +375,7 @@ class DumpProgress:
             if event.kind == "dump_progress":
                 self._progress(event)
                 changed = True
-            elif event.kind == "dump_written" or _is_activate(event) or (
-                    event.kind == "stage" and getattr(event, "status", "") == "failed"):
+            elif event.kind == "dump_written" or _is_activate(event) or _work_ended(event):
                 changed |= self.state is not None
                 self.state, self._start = None, None
         return changed
@@ -391,6 +398,13 @@ class DumpProgress:
         self.state = ProgressState(what, done, total, rate, eta, clock)
         if total and done >= total:
             self._start = None
+
+
+def _work_ended(event: Event) -> bool:
+    """A failed stage, or the full dump complete on the device (no file until zgetdump)."""
+    status = getattr(event, "status", "")
+    return event.kind == "stage" and (status == "failed" or (
+        status == "done" and getattr(event, "stage", "") == "full-dump"))
 
 
 def _is_activate(event: Event) -> bool:
