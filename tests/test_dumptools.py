@@ -14,7 +14,7 @@ import pytest
 from conftest import MS, Booted, boot_lpar
 
 from console.cli import main
-from machine.dumptools import DUMPDEV_DUMPER, DUMPDEV_HAS_DUMP, DUMPDEV_UNPREPARED
+from machine.dumptools import DUMPDEV_DUMPER, DUMPDEV_HAS_DUMP, DUMPDEV_KDUMP, DUMPDEV_UNPREPARED
 from machine.faults import inject
 from machine.formats.elfcore import read_vmcore
 from machine.formats.s390dump import read_s390_dump
@@ -44,7 +44,6 @@ BAD_ARGUMENTS = [
     ("zipl -d", "zipl: Option '-d' requires an argument (the dump device)"),
     ("zipl -d 02g0", "zipl: '02g0' is not a device number (like 0200 or 0.0.0200)"),
     ("zipl -d 0200 -k manual", "zipl: Option '-k' accepts only 'auto'"),
-    ("zipl -d 0200 -k auto", "zipl: The stand-alone kdump dump tool is not supported on this machine"),
     ("chshut panic dump", "chshut: Dump device 0.0.0200 has no dump tool (run: zipl -d 0200)"),
     ("chshut restart dump_reipl", "chshut: Dump device 0.0.0200 has no dump tool (run: zipl -d 0200)"),
     ("chshut panic kdump", ("chshut: 'kdump' is not a shutdown action: a loaded kdump kernel always "
@@ -134,6 +133,13 @@ def test_zipl_chshut_chreipl_and_dumpconf_set_up_a_dump(tmp_path: Path) -> None:
     assert ipl is not None and (ipl.devno, ipl.program) == (0x100, "kernel")
     assert [(e.trigger, e.action) for e in booted.log.of_kind("shutdown_action")] == [("restart", "reipl")]
     assert booted.lpar.run_until(lambda e: e.kind == "stage" and e.stage == "workload", 2000 * MS)
+    # zipl -k auto replaces the dumper with the shipped stand-alone kdump (path D).
+    assert said(booted, "zipl -d 0200 -k auto")[1] == (
+        "Installing the stand-alone kdump on 0.0.0200: any dump on it will be overwritten by "
+        "the next dump")
+    assert state(booted) == DUMPDEV_KDUMP
+    assert booted.lpar.devices[0x200].boot_program().name == "zipl_kdump"
+    assert said(booted, "dumpconf status")[-1] == "dump device: ccw 0.0.0200 (stand-alone kdump)"
     booted.lpar.close()
 
 
