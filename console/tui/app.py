@@ -8,13 +8,15 @@ the operator does becomes a command line for the command layer.
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App
 from textual.binding import Binding, BindingType
 
@@ -35,6 +37,13 @@ from console.tui.widgets.dump.viewer import DumpViewer
 HELP_DIR = Path(__file__).resolve().parent / "help"
 log = logging.getLogger("dumplab.console")
 NEXT_STAGE_TIMEOUT = "10s"
+# Python's full (generation 2) garbage collections stop every thread for a tenth of a second
+# and more on a busy host, keys included. The console runs them itself: every
+# QUIET_COLLECT_S when no key came for KEYS_QUIET_S, and at the latest after FORCED_COLLECT_S.
+QUIET_COLLECT_S = 5.0
+KEYS_QUIET_S = 1.0
+FORCED_COLLECT_S = 60.0
+NO_AUTOMATIC_FULL_COLLECTION = 1 << 30  # gc threshold 2: never reached
 
 
 def help_markdown(topic: str) -> str:
@@ -86,6 +95,9 @@ class DumpLabApp(App[None]):
         self.crashes = CrashGuard(self.workdir)
         install_width_guard()
         self._crashed = False
+        self._gc_threshold: tuple[int, int, int] | None = None  # while the console runs gc
+        self._last_key = self._last_full_collection = 0.0
+        self.full_collections = 0
         guard_dispatch(self, self.contain)
 
     # -- life cycle ----------------------------------------------------------------------
@@ -94,10 +106,45 @@ class DumpLabApp(App[None]):
         self._start_log()
         await self.push_screen(self.main)
         self.main.update_probes()
+        self._take_over_full_collections()
         self.runner.start()
+
+    def _take_over_full_collections(self) -> None:
+        """What exists now (modules, classes, the screen's widgets) lives as long as the
+        console: out of the collector's sight (gc.freeze). Full collections of the rest run
+        when the operator is not typing (see QUIET_COLLECT_S)."""
+        self._gc_threshold = gc.get_threshold()
+        gc.freeze()
+        young, middle, _old = self._gc_threshold
+        gc.set_threshold(young, middle, NO_AUTOMATIC_FULL_COLLECTION)
+        self._last_key = self._last_full_collection = time.monotonic()
+        self.set_interval(QUIET_COLLECT_S, self._collect_when_quiet, name="quiet-gc")
+
+    def _collect_when_quiet(self) -> None:
+        now = time.monotonic()
+        if (now - self._last_key >= KEYS_QUIET_S
+                or now - self._last_full_collection >= FORCED_COLLECT_S):
+            gc.collect()
+            self._last_full_collection = now
+            self.full_collections += 1
+
+    def _give_back_full_collections(self) -> None:
+        if self._gc_threshold is not None:
+            gc.set_threshold(*self._gc_threshold)
+            gc.unfreeze()
+            self._gc_threshold = None
+
+    async def on_event(self, event: events.Event) -> None:
+        """An operator's key: the machine starts no new slice for a moment
+        (runner.GIVE_WAY_S), so that the UI has the CPU to draw what the key did."""
+        if isinstance(event, events.Key) and not event.is_forwarded:  # not on its way back
+            self.runner.give_way()
+            self._last_key = time.monotonic()
+        await super().on_event(event)
 
     def on_unmount(self) -> None:
         self.runner.stop()
+        self._give_back_full_collections()
         if self._log_handler is not None:
             logging.getLogger("dumplab.console").removeHandler(self._log_handler)
 
