@@ -134,13 +134,14 @@ class DumpLabApp(App[None]):
             gc.unfreeze()
             self._gc_threshold = None
 
-    async def on_event(self, event: events.Event) -> None:
-        """An operator's key: the machine starts no new slice for a moment
-        (runner.GIVE_WAY_S), so that the UI has the CPU to draw what the key did."""
-        if isinstance(event, events.Key) and not event.is_forwarded:  # not on its way back
+    def post_message(self, message: Any) -> bool:
+        """An operator's key, as soon as it reaches the app's queue (frames may be queued
+        before it): the machine starts no new slice for a moment (runner.GIVE_WAY_S), so
+        that the UI has the CPU to draw what the key did."""
+        if isinstance(message, events.Key) and not message.is_forwarded:  # not on its way back
             self.runner.give_way()
             self._last_key = time.monotonic()
-        await super().on_event(event)
+        return super().post_message(message)
 
     def on_unmount(self) -> None:
         self.runner.stop()
