@@ -121,3 +121,20 @@ async def test_full_collections_are_the_consoles_while_it_runs(tmp_path: Path) -
         assert app.full_collections == 2
     assert gc.get_threshold() == threshold
     assert gc.get_freeze_count() == 0
+
+
+@pilot_test
+async def test_a_second_console_in_the_process_leaves_the_collector_be(tmp_path: Path) -> None:
+    """Another console of the same process has taken the collections over: this one
+    neither freezes nor gives back what it did not take."""
+    threshold = gc.get_threshold()
+    taken = (threshold[0], threshold[1], console_app.NO_AUTOMATIC_FULL_COLLECTION)
+    gc.set_threshold(*taken)
+    try:
+        app, _log = make_app(tmp_path)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: app.runner.alive, "the machine thread")
+            assert gc.get_freeze_count() == 0
+        assert gc.get_threshold() == taken
+    finally:
+        gc.set_threshold(*threshold)

@@ -112,12 +112,15 @@ class DumpLabApp(App[None]):
     def _take_over_full_collections(self) -> None:
         """What exists now (modules, classes, the screen's widgets) lives as long as the
         console: out of the collector's sight (gc.freeze). Full collections of the rest run
-        when the operator is not typing (see QUIET_COLLECT_S)."""
+        when the operator is not typing (see QUIET_COLLECT_S). One console per process
+        does it (a second one in the same process, as in some tests, leaves it be)."""
+        if gc.get_threshold()[2] == NO_AUTOMATIC_FULL_COLLECTION:
+            return
         self._gc_threshold = gc.get_threshold()
         gc.freeze()
         young, middle, _old = self._gc_threshold
         gc.set_threshold(young, middle, NO_AUTOMATIC_FULL_COLLECTION)
-        self._last_key = self._last_full_collection = time.monotonic()
+        self._last_full_collection = time.monotonic()
         self.set_interval(QUIET_COLLECT_S, self._collect_when_quiet, name="quiet-gc")
 
     def _collect_when_quiet(self) -> None:
