@@ -49,6 +49,7 @@ SETUP = ("activate", "load 0100", "wait-for stage workload", "fault hang loop",
 # apart in the stream). 2: Hardware Messages, whose lines end with the last wait-for; 1: the
 # Operating System Messages, whose bar says Hold (F4).
 VIEWS = (("2", r"wait-for event hang: "), ("1", r"Hold \(F4\)"))
+PROMPT = r"Enter: run"  # the title of the `:` prompt (console/tui/screens/dialogs.py)
 ESCAPES = re.compile(rb"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][A-Za-z0-9]|\x1b[=>]")
 
 
@@ -111,9 +112,12 @@ class Console:
         os.write(self.fd, keys.encode())
 
     def command(self, line: str) -> None:
-        """A command at the `:` prompt (the machine thread runs them in order)."""
+        """A command at the `:` prompt (the machine thread runs them in order); typed once
+        the prompt shows, as on a loaded host it may take a moment."""
+        since = self.length
         self.press(":")
-        time.sleep(0.5)
+        self.wait_for(PROMPT, since, 30)
+        time.sleep(0.2)
         self.press(line + "\r")
         time.sleep(1.0)
 
