@@ -114,6 +114,10 @@ async def test_full_collections_are_the_consoles_while_it_runs(tmp_path: Path) -
         app._last_key -= console_app.KEYS_QUIET_S
         app._collect_when_quiet()
         assert app.full_collections == 1
+        # Not again before 20 times as long as the last one took, even when quiet.
+        app._full_collection_s = 10.0
+        app._collect_when_quiet()
+        assert app.full_collections == 1
         # Typing for ever does not put it off for ever.
         app._last_key = time.monotonic()
         app._last_full_collection -= console_app.FORCED_COLLECT_S

@@ -43,6 +43,9 @@ NEXT_STAGE_TIMEOUT = "10s"
 QUIET_COLLECT_S = 5.0
 KEYS_QUIET_S = 1.0
 FORCED_COLLECT_S = 60.0
+# A full collection takes 30-60 ms here, more on a loaded host: the next one waits at least
+# this many times as long, so that the collector takes at most 5% of the UI thread.
+COLLECT_SPACING = 20
 NO_AUTOMATIC_FULL_COLLECTION = 1 << 30  # gc threshold 2: never reached
 
 
@@ -97,6 +100,7 @@ class DumpLabApp(App[None]):
         self._crashed = False
         self._gc_threshold: tuple[int, int, int] | None = None  # while the console runs gc
         self._last_key = self._last_full_collection = 0.0
+        self._full_collection_s = 0.0  # how long the last one took
         self.full_collections = 0
         guard_dispatch(self, self.contain)
 
@@ -125,10 +129,13 @@ class DumpLabApp(App[None]):
 
     def _collect_when_quiet(self) -> None:
         now = time.monotonic()
-        if (now - self._last_key >= KEYS_QUIET_S
-                or now - self._last_full_collection >= FORCED_COLLECT_S):
+        since = now - self._last_full_collection
+        quiet = now - self._last_key >= KEYS_QUIET_S
+        if (quiet and since >= COLLECT_SPACING * self._full_collection_s) \
+                or since >= FORCED_COLLECT_S:
             gc.collect()
-            self._last_full_collection = now
+            self._last_full_collection = time.monotonic()
+            self._full_collection_s = self._last_full_collection - now
             self.full_collections += 1
 
     def _give_back_full_collections(self) -> None:
