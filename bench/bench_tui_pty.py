@@ -1,7 +1,7 @@
 """Key press -> screen updated, in a real pseudo-terminal (issue 10). Prints figures; asserts
 nothing.
 
-    python bench/bench_tui_pty.py [PRESSES]
+    python bench/bench_tui_pty.py [PRESSES] [--against REV]
 
 The console (`dumplab`) starts in a pty of 120×40 with 4 CPUs; a `hang loop` fault keeps
 every CPU busy at the default speed. Keys are written to the pty as a terminal sends them;
@@ -10,6 +10,10 @@ terminal would draw): `2` and `1` in turn switch between Hardware and Operating 
 Messages (see VIEWS). Median and p95 over PRESSES presses (100 by default), next to the
 in-process figure of bench/bench_tui.py for a view key (`]`: Textual's headless driver, no
 terminal; in a terminal `]` rewrites one digit, which the stream cannot show).
+
+`--against REV` first measures the console of git revision REV (exported with `git archive`
+to a temporary folder) the same way, so that a change is judged on one machine in one run:
+on a shared host the load changes from minute to minute.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import select
 import shutil
 import signal
 import struct
+import subprocess
 import sys
 import tempfile
 import termios
@@ -44,15 +49,16 @@ SETUP = ("activate", "load 0100", "wait-for stage workload", "fault hang loop",
 # apart in the stream). 2: Hardware Messages, whose lines end with the last wait-for; 1: the
 # Operating System Messages, whose bar says Hold (F4).
 VIEWS = (("2", r"wait-for event hang: "), ("1", r"Hold \(F4\)"))
+PROMPT = r"Enter: run"  # the title of the `:` prompt (console/tui/screens/dialogs.py)
 ESCAPES = re.compile(rb"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][A-Za-z0-9]|\x1b[=>]")
 
 
 class Console:
     """`dumplab` in a pty: write keys, read the output stream."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, root: Path = ROOT) -> None:
         env = dict(os.environ, TERM="xterm-256color", COLUMNS=str(COLUMNS), LINES=str(ROWS),
-                   PYTHONPATH=str(ROOT))
+                   PYTHONPATH=str(root))
         self.pid, self.fd = pty.fork()
         if self.pid == 0:  # the child: the console
             os.execve(sys.executable, [sys.executable, "-m", "console.cli", "--workdir",
@@ -106,9 +112,12 @@ class Console:
         os.write(self.fd, keys.encode())
 
     def command(self, line: str) -> None:
-        """A command at the `:` prompt (the machine thread runs them in order)."""
+        """A command at the `:` prompt (the machine thread runs them in order); typed once
+        the prompt shows, as on a loaded host it may take a moment."""
+        since = self.length
         self.press(":")
-        time.sleep(0.5)
+        self.wait_for(PROMPT, since, 30)
+        time.sleep(0.2)
         self.press(line + "\r")
         time.sleep(1.0)
 
@@ -126,9 +135,10 @@ class Console:
         self._open = False
 
 
-def pty_latencies(presses: int) -> list[float]:
+def pty_latencies(presses: int, root: Path = ROOT) -> list[float]:
+    """Key latencies of the console whose code is in root."""
     workdir = Path(tempfile.mkdtemp(prefix="dumplab-bench-"))
-    console = Console(workdir)
+    console = Console(workdir, root)
     try:
         console.wait_for("NOT ACTIVATED", timeout=60)
         for line in SETUP:
@@ -154,10 +164,31 @@ def pty_latencies(presses: int) -> list[float]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def exported(revision: str) -> Path:
+    """The tree of a git revision of this repository, in a temporary folder."""
+    folder = Path(tempfile.mkdtemp(prefix="dumplab-rev-"))
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision],
+                             check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder
+
+
 def main() -> None:
-    presses = int(sys.argv[1]) if len(sys.argv) > 1 else 100
+    args = sys.argv[1:]
+    against = None
+    if "--against" in args:
+        at = args.index("--against")
+        against = args[at + 1]
+        del args[at:at + 2]
+    presses = int(args[0]) if args else 100
     print(f"Key press -> screen updated, 4 CPUs busy (hang loop), default speed, {presses} "
           "presses")
+    if against is not None:
+        folder = exported(against)
+        try:
+            print(describe(f"pty, revision {against}: 2 / 1", pty_latencies(presses, folder)))
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
     print(describe("pty (dumplab in a pseudo-terminal): 2 / 1", pty_latencies(presses)))
     view, _machine = asyncio.run(key_latencies("real"))
     print(describe("in-process (headless driver): ]", view))

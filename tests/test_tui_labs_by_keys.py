@@ -5,7 +5,9 @@ for the next step (docs/LABS.md, "What a step's check sees").
 
 Each step's solve script is typed at the `:` prompt key by key; a derived answer
 (`answer lock-owner SYMBOL`, refused to trainees) is typed as the value a trainee reads from
-the dump. Another test uses the instructor's solve key (`!`, `y`) on every step.
+the dump. A solve's `wait-for` is typed even when the step passed already, as a trainee who
+follows the hint late does: it must answer at once with the event that happened (issue 10).
+Another test uses the instructor's solve key (`!`, `y`) on every step.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from console.training.labs import Score
 from console.tui.screens.dialogs import CommandPrompt, ConfirmScreen
 from console.tui.screens.lab import LabApp
 from console.tui.widgets.lab.model import FINISHED, OPEN, PASSED
-from machine.events import Event, EventLog
+from machine.events import EventLog
 
 SMALL = (80, 24)
 STEP_WAIT_S = 120.0  # a dump written by the running machine, on a shared CI core
@@ -74,47 +76,24 @@ def as_trainee(app: LabApp, line: str) -> str:
     return line
 
 
-def already_happened(events: list[Event], line: str) -> bool:
-    """A `wait-for` of what the running machine has already done: a trainee who saw it on
-    the screen does not type it (it would wait for a second one)."""
-    words = line.split()
-    if words[:2] == ["wait-for", "event"]:
-        return any(event.kind == words[2] for event in events)
-    if words[:2] == ["wait-for", "stage"]:
-        return any(event.kind == "stage" and event.stage == words[2]
-                   and event.status == "done" for event in events)
-    return False
-
-
-async def shown_soon(pilot: Pilot, log: EventLog, begun: int, line: str,
-                     patience: float = 3.0) -> None:
-    """Before a `wait-for event`: the event the previous line set off may still be on its
-    way to the screen (the machine runs in its own thread); a trainee would look for a
-    moment before typing the wait, and not type it once the event shows. Never fails."""
-    if not line.startswith("wait-for event "):
-        return
-    deadline = asyncio.get_running_loop().time() + patience
-    while (not already_happened(list(log.events)[begun:], line)
-           and asyncio.get_running_loop().time() < deadline):
-        await pilot.pause(0.05)
-
-
 async def finish(pilot: Pilot, app: LabApp, log: EventLog, *, solve_key: bool) -> None:
     progress = app.lab_progress
     for index, step in enumerate(app.lab.steps):
         await step_current(pilot, app, index)
-        begun = len(log.events)
         if solve_key and progress.status == OPEN:
             await pilot.press("exclamation_mark")
             await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the question")
             await pilot.press("y")
         for line in () if solve_key else step.solve:
-            if progress.status != OPEN:
-                break  # passed already: the rest of the script only waits for it
-            await shown_soon(pilot, log, begun, line)
-            if already_happened(list(log.events)[begun:], line):
-                continue
+            late_wait = line.startswith("wait-for ")
+            if progress.status != OPEN and not late_wait:
+                break  # passed already: the rest of the script only looks
+            # A wait-for is typed even when its event already happened (the vmcore written
+            # while the step was read): it answers with that event at once.
             await type_line(pilot, app, as_trainee(app, line))
+            if late_wait:
+                answer = app.session.history[-1]
+                assert answer.result.ok, f"{line}: {answer.result.message}"
         await until(pilot, lambda: progress.status == PASSED,
                     f"step {index + 1} passed ({progress.detail})", timeout=STEP_WAIT_S)
         await pilot.press(">")

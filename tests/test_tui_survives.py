@@ -301,3 +301,23 @@ def test_text_folded_into_no_width_does_not_raise(tmp_path: Path) -> None:
     word = "0100¸×±ß" * 8
     assert Content(word).get_height({}, 0) >= 1
     assert divide_line(word, 0, fold=True)
+
+
+@pilot_test
+async def test_a_usage_line_with_brackets_is_shown_as_text(tmp_path: Path) -> None:
+    """Found with issue 10's wait-for: the prompt's syntax line read the usage
+    `[since=last|now]` as a markup tag, raised at every key, and the crash loop ended the
+    console with status 70."""
+    app, _log = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("escape", "colon")
+        await until(pilot, lambda: app.screen.query("#prompt-error"), "the prompt")
+        await pilot.press(*"wait-for")
+        error = app.screen.query_one("#prompt-error")
+        assert "[since=last|now]" in str(error.render())
+        count = len(app.session.history)
+        await pilot.press("enter")
+        await answered(pilot, app, count + 1)
+        assert "[since=last|now]" in app.session.history[-1].result.message
+        assert "[since=last|now]" in ack(app)
+        assert app.crashes.errors == [] and app.is_running

@@ -52,6 +52,8 @@ MAX_INSTRUCTION_LENGTH = 6  # bytes: s390 instructions are 2, 4 or 6 bytes long
 MAX_VIRTUAL_NS = 3600 * 1_000_000_000
 MAX_STEP_COUNT = 1_000_000  # stepping runs a Python hook per instruction: keep it bounded
 WAIT_FOR_KINDS = ("console", "stage", "event", "wait", "stopped")
+# wait-for since=: `last` counts events since the previous wait-for, `now` only new ones.
+WAIT_FOR_SINCE = ("last", "now")
 STOPPED_POLL_NS = 1_000_000  # wait-for stopped re-checks the CPU states every 1 ms (virtual)
 HELP_WIDTH = 92
 
@@ -389,12 +391,15 @@ def _parse_unassemble(words: _Words) -> dict[str, Any]:
 
 def _parse_wait_for(words: _Words) -> dict[str, Any]:
     items, timeout = _split_timeout(words)
+    since = _split_since(words, items)
     if not items:
         raise words.error(f"missing what to wait for ({_alternatives(WAIT_FOR_KINDS)})",
                           usage=True)
     what, *rest = items
     what = what.lower()
     args: dict[str, Any] = {"what": what, "timeout": timeout}
+    if since == "now":
+        args["since"] = "now"
     if what == "console":
         if not rest:
             raise words.error("console: missing TEXT", usage=True)
@@ -414,6 +419,16 @@ def _parse_wait_for(words: _Words) -> dict[str, Any]:
     else:
         raise words.error(f"cannot wait for '{what}' (expected {_alternatives(WAIT_FOR_KINDS)})")
     return args
+
+
+def _split_since(words: _Words, items: list[str]) -> str:
+    """Take a `since=last|now` word off the end of items (before timeout=); its value."""
+    if not items or not items[-1].lower().startswith("since="):
+        return "last"
+    value = items.pop().partition("=")[2].lower()
+    if value not in WAIT_FOR_SINCE:
+        raise words.error(f"bad since '{value}' (expected {_alternatives(WAIT_FOR_SINCE)})")
+    return value
 
 
 def _parse_help(words: _Words) -> dict[str, Any]:
@@ -1046,8 +1061,11 @@ def _run_wait_for(session: OperatorSession, args: Mapping[str, Any]) -> CommandR
             return timed_out
         return _done(f"{_no_cpu_running(session)} at {format_time(when)}", {"t": when})
     match = _event_matcher(args)
-    event = session.take_event(match)
-    if event is None and what == "wait":
+    # By default what already happened counts (since the previous wait-for, live runs of the
+    # console included: F7 says the stages in order); `since=now` waits for a new one.
+    look_back = args.get("since", "last") == "last"
+    event = session.take_event(match) if look_back else None
+    if event is None and what == "wait" and look_back:
         cpu = _disabled_wait_cpu(session, args["cpu"])
         if cpu is not None:
             now = _lpar(session).snapshot().t
@@ -1379,14 +1397,18 @@ _SPECS = (
         _parse_nothing, _run_status, needs_lpar=False),
     CommandSpec(
         "wait-for",
-        "wait-for console TEXT|stage NAME|event KIND|wait [CPU]|stopped [timeout=DURATION]",
+        "wait-for console TEXT|stage NAME|event KIND|wait [CPU]|stopped [since=last|now] "
+        "[timeout=DURATION]",
         "Run until something happens (for scripts).",
         "`console TEXT`: a message from the operating system containing TEXT (echoes of "
         "`oscmd` commands do not count); `stage NAME`: the workflow stage "
         "NAME is done; `event KIND`: any event of that kind; `wait [CPU]`: a CPU (any, or the "
         "given one) enters a disabled wait; `stopped`: no CPU can run any more (each one is "
         "stopped, in disabled wait or check-stopped). An event that "
-        "already happened since the previous wait-for counts, as in `expect`. "
+        "already happened since the previous wait-for counts, as in `expect`, in the console "
+        "too, where the machine runs between commands: a wait-for typed after its event "
+        "returns at once (`since=last`, the default). `since=now` counts only what happens "
+        "from now on. "
         + _TIMEOUT_HELP + " A timeout fails the command.",
         _parse_wait_for, _run_wait_for),
     CommandSpec(

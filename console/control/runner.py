@@ -39,6 +39,9 @@ DEFAULT_FPS = 20
 IDLE_POLL_S = 0.1
 # How long a stop() waits for the worker before giving up on it.
 JOIN_TIMEOUT_S = 5.0
+# How long the machine starts no new slice after an operator's key (see give_way): time for
+# the UI to draw what the key did; a typist's keys keep it waiting.
+GIVE_WAY_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,8 @@ class Runner:
         self._pace_anchor: tuple[float, int] | None = None
         self._rate_anchor: tuple[float, int] = (time.perf_counter(), 0)
         self._guest_rate = 0.0
+        self._give_way_until = 0.0  # perf_counter time; set from the UI thread
+        self._slices = 0
         self._unsubscribe = session.bus.subscribe(self._collect)
         session.wake = self._wake  # gdb's packets (console/control/gdbserver.py) wake the worker
 
@@ -189,6 +194,18 @@ class Runner:
     @property
     def running(self) -> bool:
         return self._running
+
+    def give_way(self, seconds: float = GIVE_WAY_S) -> None:
+        """Start no new slice for a moment (the UI handles a key): on a busy host the
+        machine's slices otherwise take the CPU and the GIL the UI needs to draw the key's
+        effect. A slice already begun ends whole; virtual time is not touched, so this
+        changes nothing a journal records."""
+        self._give_way_until = time.perf_counter() + seconds
+
+    @property
+    def slices(self) -> int:
+        """How many run slices the worker has run (tests count them)."""
+        return self._slices
 
     def set_speed(self, name: str) -> None:
         """Choose one of SPEEDS by name (KeyError for an unknown name)."""
@@ -350,7 +367,11 @@ class Runner:
 
     def _can_run(self) -> bool:
         lpar = self._lpar
-        return self._running and lpar is not None and lpar.activated and not lpar.all_stopped()
+        return (self._running and lpar is not None and lpar.activated
+                and not lpar.all_stopped() and not self._giving_way())
+
+    def _giving_way(self) -> bool:
+        return self._give_way_until > time.perf_counter()
 
     def _pace_delay(self) -> float:
         """Seconds to wait before the next slice so virtual time keeps to the speed's pace."""
@@ -391,6 +412,7 @@ class Runner:
         finally:
             with self._lock:
                 self._in_slice = False
+        self._slices += 1
         self._dirty = True
 
     # -- publishing ----------------------------------------------------------------------------

@@ -122,8 +122,9 @@ class Session:
     def wait_for(self, match: Callable[[Event], bool], timeout_ns: int) -> Event | None:
         """Run the LPAR until a new event satisfies `match` (None after `timeout_ns` virtual ns).
 
-        Earlier events are dropped (`take_event` is the way to look at them). Events the run
-        produces up to the match are consumed; later ones stay for the next wait.
+        Earlier events are dropped (`take_event` is the way to look at them first: the
+        `wait-for` command does, unless told `since=now`). Events the run produces up to the
+        match are consumed; later ones stay for the next wait.
         """
         if self.lpar is None:
             raise HmcError("the LPAR is not activated")
@@ -138,13 +139,14 @@ class Session:
         """Let the LPAR run for ns of virtual time between commands, as the console does
         while the operator watches; a journal records it so that a replay runs it too.
 
-        What happens meanwhile is watched live, not waited for: a `wait-for` typed later
-        means "from now on", as at a real console.
+        What happens meanwhile stays for the next `wait-for`, as what a command set off does:
+        a wait typed after its event (a lab's hint typed late) is answered at once, and a
+        journal's replay, which runs the same advances, sees the same. `wait-for ... since=now`
+        ignores it.
         """
         if self.lpar is None:
             raise HmcError("the LPAR is not activated")
         self.lpar.run(ns)
-        self.take_event(lambda event: False)
         for listener in list(self._run_listeners):
             listener(ns, self.lpar.free_running)
 

@@ -8,13 +8,15 @@ the operator does becomes a command line for the command layer.
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App
 from textual.binding import Binding, BindingType
 
@@ -43,6 +45,16 @@ from console.tui.widgets.workflow.progress import stage_progress
 HELP_DIR = Path(__file__).resolve().parent / "help"
 log = logging.getLogger("dumplab.console")
 NEXT_STAGE_TIMEOUT = "10s"
+# Python's full (generation 2) garbage collections stop every thread for a tenth of a second
+# and more on a busy host, keys included. The console runs them itself: every
+# QUIET_COLLECT_S when no key came for KEYS_QUIET_S, and at the latest after FORCED_COLLECT_S.
+QUIET_COLLECT_S = 5.0
+KEYS_QUIET_S = 1.0
+FORCED_COLLECT_S = 60.0
+# A full collection takes 30-60 ms here, more on a loaded host: the next one waits at least
+# this many times as long, so that the collector takes at most 5% of the UI thread.
+COLLECT_SPACING = 20
+NO_AUTOMATIC_FULL_COLLECTION = 1 << 30  # gc threshold 2: never reached
 
 
 def help_markdown(topic: str) -> str:
@@ -94,6 +106,10 @@ class DumpLabApp(App[None]):
         self.crashes = CrashGuard(self.workdir)
         install_width_guard()
         self._crashed = False
+        self._gc_threshold: tuple[int, int, int] | None = None  # while the console runs gc
+        self._last_key = self._last_full_collection = 0.0
+        self._full_collection_s = 0.0  # how long the last one took
+        self.full_collections = 0
         guard_dispatch(self, self.contain)
 
     # -- life cycle ----------------------------------------------------------------------
@@ -102,10 +118,52 @@ class DumpLabApp(App[None]):
         self._start_log()
         await self.push_screen(self.main)
         self.main.update_probes()
+        self._take_over_full_collections()
         self.runner.start()
+
+    def _take_over_full_collections(self) -> None:
+        """What exists now (modules, classes, the screen's widgets) lives as long as the
+        console: out of the collector's sight (gc.freeze). Full collections of the rest run
+        when the operator is not typing (see QUIET_COLLECT_S). One console per process
+        does it (a second one in the same process, as in some tests, leaves it be)."""
+        if gc.get_threshold()[2] == NO_AUTOMATIC_FULL_COLLECTION:
+            return
+        self._gc_threshold = gc.get_threshold()
+        gc.freeze()
+        young, middle, _old = self._gc_threshold
+        gc.set_threshold(young, middle, NO_AUTOMATIC_FULL_COLLECTION)
+        self._last_full_collection = time.monotonic()
+        self.set_interval(QUIET_COLLECT_S, self._collect_when_quiet, name="quiet-gc")
+
+    def _collect_when_quiet(self) -> None:
+        now = time.monotonic()
+        since = now - self._last_full_collection
+        quiet = now - self._last_key >= KEYS_QUIET_S
+        if (quiet and since >= COLLECT_SPACING * self._full_collection_s) \
+                or since >= FORCED_COLLECT_S:
+            gc.collect()
+            self._last_full_collection = time.monotonic()
+            self._full_collection_s = self._last_full_collection - now
+            self.full_collections += 1
+
+    def _give_back_full_collections(self) -> None:
+        if self._gc_threshold is not None:
+            gc.set_threshold(*self._gc_threshold)
+            gc.unfreeze()
+            self._gc_threshold = None
+
+    def post_message(self, message: Any) -> bool:
+        """An operator's key, as soon as it reaches the app's queue (frames may be queued
+        before it): the machine starts no new slice for a moment (runner.GIVE_WAY_S), so
+        that the UI has the CPU to draw what the key did."""
+        if isinstance(message, events.Key) and not message.is_forwarded:  # not on its way back
+            self.runner.give_way()
+            self._last_key = time.monotonic()
+        return super().post_message(message)
 
     def on_unmount(self) -> None:
         self.runner.stop()
+        self._give_back_full_collections()
         if self._log_handler is not None:
             logging.getLogger("dumplab.console").removeHandler(self._log_handler)
 

@@ -131,7 +131,8 @@ class CommandPrompt(ModalScreen[str | None]):
                          "`help` lists the commands)", classes="dialog-title")
             yield HistoryInput(self.history, value=self.initial, id="prompt-input",
                                placeholder="e.g. load 0200 store, r 10000.100, wait-for stage vmcore")
-            yield Static("", id="prompt-error", classes="field-error")
+            # Plain text: a usage line's `[since=last|now]` is no markup tag.
+            yield Static("", id="prompt-error", classes="field-error", markup=False)
 
     def on_mount(self) -> None:
         prompt = self.query_one(HistoryInput)
