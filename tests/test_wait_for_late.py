@@ -76,12 +76,17 @@ def test_a_bad_since_is_refused_with_its_choices(tmp_path: Path) -> None:
 
 @pilot_test
 async def test_a_lab_hint_typed_after_its_event_returns_at_once(tmp_path: Path) -> None:
-    """hung-system step 1: `kdump load`, then the trainee reads the kexec line on the screen
+    """hung-system step 2: `kdump load`, then the trainee reads the kexec line on the screen
     and only then types the hint's `wait-for event kexec`: answered with that very event."""
     app, log = make_lab_app("hung-system", tmp_path, running=True)
     async with app.run_test(size=(120, 40)) as pilot:
-        await step_current(pilot, app, 0)
-        hint = next(command for text in app.lab.steps[0].hints
+        await step_current(pilot, app, 0)  # prepare the dump device first
+        for line in app.lab.steps[0].solve:
+            await type_line(pilot, app, line)
+        await until(pilot, lambda: app.lab_progress.status == "passed", "step 1 passed")
+        await pilot.press(">")
+        await step_current(pilot, app, 1)
+        hint = next(command for text in app.lab.steps[1].hints
                     for command in re.findall(r"`([^`]+)`", text) if command.startswith("wait-for"))
         assert hint == "wait-for event kexec"
         await type_line(pilot, app, "kdump load")
@@ -93,4 +98,4 @@ async def test_a_lab_hint_typed_after_its_event_returns_at_once(tmp_path: Path) 
         assert answer.text == hint
         assert answer.result.ok, answer.result.message
         assert answer.result.data["t"] == kexec.t
-        await until(pilot, lambda: app.lab_progress.status == "passed", "step 1 passed")
+        await until(pilot, lambda: app.lab_progress.status == "passed", "step 2 passed")
