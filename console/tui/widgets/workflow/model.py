@@ -40,7 +40,7 @@ STORY: tuple[StageInfo, ...] = (
     StageInfo("ipl", "Load (IPL) the production kernel", ("kernel", "lowcore")),
     StageInfo("boot", "Kernel boot", ("lowcore", "os_info", "vmcoreinfo", "kernel")),
     StageInfo("workload", "Workload on every CPU", ("kernel",)),
-    StageInfo("zipl", "zipl -d: dump tool on the dump device", ("kernel",)),
+    StageInfo("zipl", "zipl -d: dump tool installed", ("kernel",)),
     StageInfo("kdump-load", "kdump loaded (kexec -p)", ("crashkernel", "purgatory", "os_info"),
               aliases=("kexec", "kdump-loaded", "kexec-load")),
     StageInfo("hang", "Hang", ("lowcore",)),
@@ -52,7 +52,7 @@ STORY: tuple[StageInfo, ...] = (
     StageInfo("cpu-status", "Dumper: status of every CPU", ("lowcore", "save area")),
     StageInfo("checks", "Checks: os_info, purgatory", ("os_info", "purgatory")),
     # Path D (`zipl -k auto`): the stand-alone kdump's loader copies instead of kdump's swap.
-    StageInfo("oldmem-copy", "Stand-alone kdump: old memory copied", ("crashkernel", "lowcore")),
+    StageInfo("oldmem-copy", "Stand-alone kdump copies memory", ("crashkernel", "lowcore")),
     StageInfo("purgatory-verify", "Purgatory verify (SHA-256)", ("purgatory", "crashkernel")),
     # The dumper's `kdump` stage is its hand-over to the purgatory in load mode.
     StageInfo("purgatory-load", "Purgatory load", ("purgatory", "crashkernel"),
@@ -63,7 +63,7 @@ STORY: tuple[StageInfo, ...] = (
     StageInfo("vmcore", "vmcore written (kdump)", ("crashkernel",)),
     StageInfo("full-dump", "Full dump written (s390 format)", ("dumper",)),
     StageInfo("reipl", "Re-IPL of the production system", ("kernel",)),
-    StageInfo("zgetdump", "zgetdump: the full dump copied off the device", ("kernel",)),
+    StageInfo("zgetdump", "zgetdump: dump copied to a file", ("kernel",)),
 )
 _BY_NAME = {info.name: info for info in STORY}
 _ALIASES = {alias: info.name for info in STORY for alias in info.aliases}
