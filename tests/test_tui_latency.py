@@ -4,7 +4,8 @@ bench/bench_tui_pty.py). These tests count, they do not time:
 - after an operator's key the machine thread starts no new slice for a moment (it gives the
   UI the CPU and the GIL), and the virtual time it reaches is the same as without;
 - while the console runs, Python's full garbage collections are the console's: objects that
-  exist at start are frozen out of them, and they run when no key came for a moment.
+  exist at start are frozen out of them, and they run when no key came for a moment;
+- switching views does not rebuild the key bar: F4 Hold stays in it, dimmed away from Messages.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from test_tui_app import make_app, pilot_test, until
 from console.control.runner import Runner
 from console.control.session import Session
 from console.tui import app as console_app
+from console.tui.widgets.footer import SteadyFooter
 
 BOOT = ("activate", "load 0100")
 
@@ -142,3 +144,32 @@ async def test_a_second_console_in_the_process_leaves_the_collector_be(tmp_path:
         assert gc.get_threshold() == taken
     finally:
         gc.set_threshold(*threshold)
+
+
+@pilot_test
+async def test_switching_views_keeps_the_key_bar_and_dims_hold_away_from_messages(
+        tmp_path: Path) -> None:
+    app, _ = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        footer = app.main.query_one(SteadyFooter)
+        await pilot.press("1")
+        await until(pilot, lambda: app.main.active_tab == "tab-messages", "the Messages view")
+        await pilot.pause(0.2)
+        built = [id(key) for key in footer.children]
+
+        def hold_dimmed() -> bool:
+            return next(key for key in footer.children if getattr(key, "key", "") == "f4") \
+                .has_class("-disabled")
+
+        assert not hold_dimmed()
+        for view, tab, dimmed in (("2", "tab-hardware", True), ("1", "tab-messages", False)) * 3:
+            await pilot.press(view)
+            await until(pilot, lambda: app.main.active_tab == tab, tab)
+            await until(pilot, lambda: hold_dimmed() == dimmed, f"F4 {'dim' if dimmed else 'lit'}")
+            assert [id(key) for key in footer.children] == built  # the same keys, not rebuilt
+        hold = app.main.query_one("#messages-hold")
+        await pilot.press("f4")  # on Messages, F4 still holds
+        await until(pilot, lambda: hold.value, "Hold on")
+        await pilot.press("2", "f4")  # dimmed elsewhere: nothing happens
+        await pilot.pause(0.2)
+        assert hold.value

@@ -18,13 +18,14 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.content import Content
 from textual.screen import Screen
-from textual.widgets import Footer, Static, TabbedContent, TabPane
+from textual.widgets import Static, TabbedContent, TabPane
 
 from console.control.runner import Frame, Outcome, ProbeError
 from console.tui.bridge import GoToAddress, Submit
 from console.tui.screens.dialogs import ConfirmScreen, FaultsScreen
 from console.tui.screens.load import LoadForm, LoadRequest
 from console.tui.widgets.dump.viewer import DumpViewer
+from console.tui.widgets.footer import SteadyFooter
 from console.tui.widgets.hmc.hardware import HardwareMessages, event_lines
 from console.tui.widgets.hmc.status import CpuBadges, LparStatus
 from console.tui.widgets.hmc.tasks import TASKS, TasksPad
@@ -84,6 +85,8 @@ class MainScreen(Screen[None]):
         *_task_bindings(), *_tab_bindings(),
         Binding("left_square_bracket", "cpu(-1)", "CPU -", show=False, id="cpu.previous"),
         Binding("right_square_bracket", "cpu(1)", "CPU +", show=False, id="cpu.next"),
+        Binding("f4", "hold", "Hold", id="main.hold",
+                tooltip="Hold the Messages display (messages keep arriving)"),
     ]
 
     def __init__(self, lpar_name: str) -> None:
@@ -134,7 +137,7 @@ class MainScreen(Screen[None]):
                 with TabPane("7 Dump", id="tab-dump"):
                     yield DumpViewer(id="dump-viewer")
         yield Static("", id="ack")
-        yield Footer(compact=True)
+        yield SteadyFooter(compact=True)
 
     def on_mount(self) -> None:
         # The keys of the welcome line must work at once: the focus starts on the log, not
@@ -284,6 +287,16 @@ class MainScreen(Screen[None]):
 
     def action_show_tab(self, tab: str) -> None:
         self.show_tab(tab)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """F4 Hold acts on the Messages view only; elsewhere it stays in the key bar, dimmed
+        (a key bar that keeps its keys is not rebuilt on a view switch)."""
+        if action == "hold" and self.is_mounted and self.active_tab != "tab-messages":
+            return None
+        return True
+
+    def action_hold(self) -> None:
+        self.query_one(OsMessages).action_hold()
 
     def show_tab(self, tab: str) -> None:
         self.query_one("#views", TabbedContent).active = tab

@@ -29,8 +29,10 @@ class OsMessages(Vertical):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f3", "filter", "Filter", show=False, id="messages.filter",
                 tooltip="Filter the messages"),
+        # The main screen has the same F4, dimmed away from Messages, so that switching views
+        # leaves the key bar as it is (console/tui/widgets/footer.py).
         Binding("f4", "hold", "Hold", id="messages.hold",
-                tooltip="Hold the display (messages keep arriving)"),
+                tooltip="Hold the Messages display (messages keep arriving)"),
         Binding("f9", "priority", "Priority", show=False, id="messages.priority",
                 tooltip="Send the next commands as priority commands"),
         Binding("escape", "focus_log", "Log", show=False, id="messages.log"),
