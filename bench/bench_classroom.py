@@ -362,6 +362,14 @@ async def run_all(url: str, count: int, keys: int, latencies: list[float],
         await asyncio.gather(*pending, return_exceptions=True)
 
 
+def dumps_of(status: Path) -> int:
+    """The dumps a console says it wrote (its own status.json)."""
+    try:
+        return int(json.loads(status.read_text()).get("dumps", 0))
+    except (OSError, ValueError, AttributeError):
+        return 0
+
+
 def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -370,31 +378,32 @@ def sessions(counts: list[int], keys: int, timeout: float, log_path: Path | None
              keep: Path | None, memory: str) -> None:
     print(f"{os.cpu_count()} host cores; load average before: {load_average()}")
     print(f"{'N':>3} {'median ms':>10} {'p95 ms':>8} {'RSS/console MiB':>16} {'dumps':>6} "
-          f"{'load after':>16}")
+          f"{'wall s':>7} {'load after':>16}")
     best = 0
     for count in counts:
         latencies: list[float] = []
-        rss, dumps = 0.0, 0
+        rss, dumps, started = 0.0, 0, time.monotonic()
         with tempfile.TemporaryDirectory(prefix="dumplab-bench-") as scratch:
             base = keep / f"n{count}" if keep else Path(scratch)
             with serving(base, count, memory, log_path) as (url, server):
                 asyncio.run(run_all(url, count, keys, latencies, timeout))
                 children = children_of(server.pid)
                 rss = statistics.mean(rss_mib(p) for p in children) if children else 0.0
-                dumps = sum(json.loads(status.read_text()).get("dumps", 0)  # the consoles' own
-                            for status in base.glob("session-*/status.json"))
+                dumps = sum(dumps_of(status) for status in base.glob("session-*/status.json"))
+        wall = time.monotonic() - started
         for line in ended:
             print(f"    session ended early: {line}")
         ended.clear()
         if not latencies:
-            print(f"{count:3d} {'-':>10} {'-':>8} {rss:16.0f} {dumps:6d} {load_average():>16}")
+            print(f"{count:3d} {'-':>10} {'-':>8} {rss:16.0f} {dumps:6d} {wall:7.0f} "
+                  f"{load_average():>16}")
             continue
         latencies.sort()
         p95 = latencies[int(0.95 * (len(latencies) - 1))]
         if p95 < 0.2:
             best = count
         print(f"{count:3d} {1000 * statistics.median(latencies):10.0f} {1000 * p95:8.0f} "
-              f"{rss:16.0f} {dumps:6d} {load_average():>16}", flush=True)
+              f"{rss:16.0f} {dumps:6d} {wall:7.0f} {load_average():>16}", flush=True)
     print(f"largest N with p95 under 200 ms: {best or 'none'}")
 
 

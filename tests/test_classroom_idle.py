@@ -8,6 +8,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from conftest import MS, Booted
 
 from console.control.runner import Runner
@@ -66,3 +67,30 @@ def test_the_paced_runner_does_not_spin_through_an_idle_lpar(tmp_path: Path) -> 
         assert session.lpar.clock.now - virtual > 500 * MS
     finally:
         runner.stop()
+
+
+def test_the_classroom_agent_rewrites_status_only_when_it_changes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An idle served console wrote its status.json twice a second; it now writes it when
+    what the instructor's table shows changes."""
+    from types import SimpleNamespace
+
+    from console.classroom import agent as agent_module
+    from console.classroom import channel
+
+    writes: list[dict] = []
+    real_write = channel.write_status
+
+    def counted(workdir: Path, status: dict) -> None:
+        writes.append(status)
+        real_write(workdir, status)
+
+    monkeypatch.setattr(channel, "write_status", counted)
+    agent = agent_module.Agent(SimpleNamespace(session=SimpleNamespace(workdir=tmp_path, lpar=None)))
+    agent._write_status()
+    agent._write_status()
+    assert len(writes) == 1  # nothing changed: not written again
+    agent.faults.append("hang spin")  # changed in place, as the agent does
+    agent._write_status()
+    assert len(writes) == 2
+    assert channel.read_status(tmp_path)["faults"] == ["hang spin"]
