@@ -395,10 +395,15 @@ class Runner:
         virtual time keeps to the pace) and the command runs."""
         pace = self._speed.pace
         assert pace is not None
+        try:  # lines queued together run one after the other, with no run between them
+            self._handle(self._queue.get_nowait())
+            return
+        except queue.Empty:
+            pass
         started = time.perf_counter()
         nap_s = max(0.0, idle_ns / pace - self._pace_debt_s(started))
         try:
-            item = self._queue.get(timeout=nap_s) if nap_s > 0 else self._queue.get_nowait()
+            item = self._queue.get(timeout=nap_s) if nap_s > 0 else None
         except queue.Empty:
             item = None
         if item is None:
