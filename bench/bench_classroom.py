@@ -260,6 +260,8 @@ TOKEN = "bench"
 # (measured at 120x40). The status line of a running LPAR, redrawn every second, and the
 # small updates that follow a switch are a few hundred bytes: they are not the key's frame.
 VIEW_REDRAW_BYTES = 2048
+# Drawn when the command prompt (`:`) opens: its title says how to use it.
+PROMPT_MARK = b"Up: history"
 ended: list[str] = []  # browsers whose session the server ended, with its reason
 notes: list[str] = []  # what went wrong in a browser that still goes on
 
@@ -294,6 +296,7 @@ async def drive_console(url: str, name: str, keys: int, latencies: list[float],
             headers={"Cookie": f"dumplab_trainee={name}"}, timeout=30) as websocket:
         drawn = asyncio.Event()
         received = 0
+        since_key = bytearray()  # what the console drew since the last key sent
 
         async def read() -> None:
             nonlocal received
@@ -301,6 +304,8 @@ async def drive_console(url: str, name: str, keys: int, latencies: list[float],
                 message = await websocket.receive()
                 if message.type == aiohttp.WSMsgType.BINARY:
                     received += len(message.data)
+                    if len(since_key) < 1 << 20:
+                        since_key.extend(message.data)
                     if len(message.data) >= VIEW_REDRAW_BYTES:
                         drawn.set()
                 elif message.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.PING,
@@ -311,7 +316,35 @@ async def drive_console(url: str, name: str, keys: int, latencies: list[float],
 
         async def send(text: str) -> None:
             if not ended_here():
+                since_key.clear()
                 await websocket.send_str(json.dumps(["stdin", text]))
+
+        async def seen(marker: bytes, seconds: float) -> bool:
+            """Whether the console drew marker since the last key, within seconds."""
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline and not ended_here():
+                if marker in since_key:
+                    return True
+                await asyncio.sleep(0.05)
+            return False
+
+        async def type_command(line: str) -> None:
+            """As an operator would on a slow screen: open the prompt and look that it is
+            there, type the line and look that it shows, then Enter. A loaded host draws
+            late; keys typed blind would land on the main screen as its hot keys."""
+            for _ in range(3):
+                await send(":")
+                if await seen(PROMPT_MARK, 20):
+                    break
+                await send("\x1b")
+                await asyncio.sleep(1.0)
+            else:
+                raise TimeoutError(f"no command prompt for {line!r}")
+            await send(line)
+            if not await seen(line.split()[-1].encode(), 20):
+                raise TimeoutError(f"{line!r} not shown in the prompt")
+            await send("\r")
+            await asyncio.sleep(0.5)
 
         def ended_here() -> bool:
             return any(line.startswith(f"{name}:") for line in ended)
@@ -328,10 +361,7 @@ async def drive_console(url: str, name: str, keys: int, latencies: list[float],
             await send("\x1b")  # out of the OS command line, where the console starts
             await asyncio.sleep(0.5)
             for line in WORKFLOW:
-                await send(":")
-                await asyncio.sleep(0.3)
-                await send(line + "\r")
-                await asyncio.sleep(0.5)
+                await type_command(line)
             deadline = time.monotonic() + timeout  # until this console wrote its dump
             while time.monotonic() < deadline and not ended_here():
                 if (await asyncio.to_thread(row_of, url, name)).get("dumps", 0):
