@@ -260,8 +260,9 @@ TOKEN = "bench"
 # (measured at 120x40). The status line of a running LPAR, redrawn every second, and the
 # small updates that follow a switch are a few hundred bytes: they are not the key's frame.
 VIEW_REDRAW_BYTES = 2048
-# Drawn when the command prompt (`:`) opens: its title says how to use it.
-PROMPT_MARK = b"Up: history"
+# Drawn when the command prompt (`:`) opens: its title says how to use it (the OS command
+# line's label says "Up: history" too, so that is not the mark).
+PROMPT_MARK = b"Esc: cancel"
 ended: list[str] = []  # browsers whose session the server ended, with its reason
 notes: list[str] = []  # what went wrong in a browser that still goes on
 
@@ -336,7 +337,7 @@ async def drive_console(url: str, name: str, keys: int, latencies: list[float],
             console draws it in pieces.)"""
             for _ in range(3):
                 await send(":")
-                if await seen(PROMPT_MARK, 30):
+                if await seen(PROMPT_MARK, 15):
                     break
                 await send("\x1b")
                 await asyncio.sleep(1.0)
@@ -359,7 +360,12 @@ async def drive_console(url: str, name: str, keys: int, latencies: list[float],
                 if time.monotonic() > deadline:
                     raise TimeoutError("no first screen in 60 s")
                 await asyncio.sleep(0.1)
-            await asyncio.sleep(1.0)
+            # Started when its screen is still for a moment: a key sent earlier can be lost.
+            quiet_since, seen_bytes = time.monotonic(), received
+            while time.monotonic() - quiet_since < 2.0 and time.monotonic() < deadline + 60:
+                await asyncio.sleep(0.1)
+                if received != seen_bytes:
+                    quiet_since, seen_bytes = time.monotonic(), received
             await send("\x1b")  # out of the OS command line, where the console starts
             await asyncio.sleep(0.5)
             for line in WORKFLOW:
