@@ -53,7 +53,7 @@ _ZERO_PAGE = bytes(PAGE)
 _ZERO_BLOCK = bytes(BLOCK_SIZE)
 # Internal checkpoints (periodic ones) kept before the oldest is merged into its successor.
 MAX_PERIODIC = 12
-# A periodic checkpoint when this much host time passed since the last one, and at least
+# A periodic checkpoint when the machine ran this much host time since the last one, and at least
 # PERIODIC_COST_FACTOR times what the last checkpoint cost: replays stay short, and the guest
 # spends at most ~1/PERIODIC_COST_FACTOR of its time on checkpoints.
 PERIODIC_SECONDS = 0.25
@@ -457,8 +457,10 @@ class Checkpoints:
         # A command changed the machine since the last barrier: the next run starts a new
         # stretch (a replay repeats rounds, not commands).
         self._after_command = False
-        self._last_periodic = time.perf_counter()
         self._last_cost = 0.0
+        # Host time spent in rounds since the last checkpoint: what a replay from it costs.
+        self._round_started = 0.0
+        self._run_seconds = 0.0
         # Storage is all zeros at activation, as the shadow is: nothing to compare yet.
         self._fresh = True
         root = self._take("activation", "activation", held=False, ops=[])
@@ -514,6 +516,7 @@ class Checkpoints:
             self._save_live("barrier", "barrier")
 
     def before_round(self, limit: int) -> None:
+        self._round_started = time.perf_counter()
         self._settle()
         ops = self.live.ops
         if ops and ops[-1][0] == "rounds" and ops[-1][1] == limit:
@@ -522,6 +525,7 @@ class Checkpoints:
             ops.append(["rounds", limit, 1])
 
     def after_round(self, unrepeatable: bool) -> None:
+        self._run_seconds += time.perf_counter() - self._round_started
         if unrepeatable:
             # Cut by the host (an interrupt, free running): no replay can repeat this
             # stretch; checkpoints still can be restored.
@@ -553,8 +557,10 @@ class Checkpoints:
             self.lpar.publish_aside(StageStopEvent(t=self.lpar.clock.now, cpu=None, stage=stopped))
 
     def _periodic_due(self) -> bool:
-        elapsed = time.perf_counter() - self._last_periodic
-        return elapsed >= max(PERIODIC_SECONDS, PERIODIC_COST_FACTOR * self._last_cost)
+        # Counted in host time spent running, not wall time: an idle LPAR that the console
+        # advances once a second (a replay of it costs next to nothing) needs no checkpoint
+        # of its whole storage every second.
+        return self._run_seconds >= max(PERIODIC_SECONDS, PERIODIC_COST_FACTOR * self._last_cost)
 
     def barrier(self) -> None:
         """Before a command that changes the machine: the log of rounds ends here."""
@@ -581,7 +587,7 @@ class Checkpoints:
         self._fresh = False
         self.shadow_of = node
         self._last_cost = node.seconds
-        self._last_periodic = time.perf_counter()
+        self._run_seconds = 0.0
         self.nodes.append(node)
         return node
 

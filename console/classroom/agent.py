@@ -12,6 +12,7 @@ process only: the console itself knows nothing of the classroom.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -25,6 +26,9 @@ from console.tui.widgets.lab import driver as lab_driver
 
 log = logging.getLogger("dumplab.console")
 POLL_S = 0.5
+# status.json is rewritten when what it says changes, and at least this often (its `updated`
+# time shows the console is alive): an idle console writes no file twice a second.
+STATUS_REFRESH_S = 10.0
 
 
 def attach(app: Any) -> Agent:
@@ -45,6 +49,7 @@ class Agent:
         self.messages = 0
         self.lab: LabAttempt | None = None
         self._offset = 0
+        self._written: tuple[str, float] = ("", 0.0)
         self._thread = threading.Thread(target=self._main, daemon=True,
                                         name="dumplab-classroom")
 
@@ -61,10 +66,21 @@ class Agent:
         while True:
             try:
                 self._act()
-                channel.write_status(self.workdir, self.status())
+                self._write_status()
             except Exception:  # the classroom must not take the console down
                 log.exception("classroom agent")
             time.sleep(POLL_S)
+
+    def _write_status(self) -> None:
+        status = self.status()
+        # Compared as text: the status holds lists (faults) that change in place.
+        content = json.dumps({key: value for key, value in status.items() if key != "updated"},
+                             sort_keys=True)
+        last, written_at = self._written
+        if content == last and time.monotonic() - written_at < STATUS_REFRESH_S:
+            return
+        channel.write_status(self.workdir, status)
+        self._written = (content, time.monotonic())
 
     def status(self) -> dict[str, Any]:
         lpar = self.app.session.lpar

@@ -37,6 +37,9 @@ MAX_SLICE_NS = 200_000
 DEFAULT_FPS = 20
 # While paused or idle, wake up this often to publish what changed.
 IDLE_POLL_S = 0.1
+# Longest real-time nap through an idle LPAR (every CPU waits for a timer) at a paced speed:
+# the guest's idle CPUs wake once a second, so one nap usually reaches their next heartbeat.
+MAX_IDLE_NAP_S = 1.0
 # How long a stop() waits for the worker before giving up on it.
 JOIN_TIMEOUT_S = 5.0
 # How long the machine starts no new slice after an operator's key (see give_way): time for
@@ -298,11 +301,15 @@ class Runner:
             self._track_lpar()
             self._dirty = True
         can_run = self._can_run()
-        item = self._next_item(block=not can_run)
-        if item is not None:
-            self._handle(item)
-        elif can_run:
-            self._run_slice()
+        idle_ns = self._idle_ns() if can_run else 0
+        if idle_ns:
+            self._nap_through_idle(idle_ns)
+        else:
+            item = self._next_item(block=not can_run)
+            if item is not None:
+                self._handle(item)
+            elif can_run:
+                self._run_slice()
         self._flush()
 
     def _next_item(self, block: bool) -> tuple[str, int, Any] | None:
@@ -391,24 +398,65 @@ class Runner:
         if pace is None:
             return MAX_SLICE_NS
         # Small slices at slow paces, so that the machine moves smoothly.
-        slice_ns = max(1, min(MAX_SLICE_NS, pace // 50))
-        # While every CPU waits for a timer, jump to it in one slice (the pace then sleeps in
-        # real time) instead of stepping through the wait in small slices: an idle LPAR
-        # otherwise costs half a core in slice overhead alone.
-        lpar = self._lpar
-        idle_cap = max(slice_ns, int(pace * IDLE_POLL_S))
-        idle_ns = lpar.ns_until_ready(idle_cap) if lpar is not None else 0
-        return max(slice_ns, idle_ns)
+        return max(1, min(MAX_SLICE_NS, pace // 50))
 
-    def _run_slice(self) -> None:
+    def _idle_ns(self) -> int:
+        """At a paced speed, the virtual ns until a CPU of the LPAR can run again, if every
+        CPU waits for a timer (0 otherwise, or when the speed is not paced)."""
+        pace, lpar = self._speed.pace, self._lpar
+        if pace is None or lpar is None:
+            return 0
+        return lpar.ns_until_ready(max(self._slice_ns(), int(pace * MAX_IDLE_NAP_S)))
+
+    def _nap_through_idle(self, idle_ns: int) -> None:
+        """Every CPU waits for a timer: sleep in real time until the pace reaches it, then
+        advance the LPAR to it in one slice. An idle LPAR so costs one wake-up per timer,
+        not one per slice (it once cost half a core in slice overhead alone). A command or
+        a gdb packet ends the nap early: the LPAR then advances by the time that passed (so
+        virtual time keeps to the pace) and the command runs."""
+        pace = self._speed.pace
+        assert pace is not None
+        try:  # lines queued together run one after the other, with no run between them
+            self._handle(self._queue.get_nowait())
+            return
+        except queue.Empty:
+            pass
+        started = time.perf_counter()
+        nap_s = max(0.0, idle_ns / pace - self._pace_debt_s(started))
+        try:
+            item = self._queue.get(timeout=nap_s) if nap_s > 0 else None
+        except queue.Empty:
+            item = None
+        if item is None:
+            ns = idle_ns
+        else:
+            ns = min(idle_ns, int((time.perf_counter() - started) * pace))
+        if ns > 0:
+            self._run_slice(ns)
+        if item is not None:
+            self._handle(item)
+
+    def _pace_debt_s(self, now_real: float) -> float:
+        """Seconds the LPAR is behind its pace (since the anchor): a nap is that much
+        shorter, so that a slow host does not fall further behind."""
+        pace, lpar = self._speed.pace, self._lpar
+        if pace is None or lpar is None or self._pace_anchor is None:
+            return 0.0
+        anchor_real, anchor_virtual = self._pace_anchor
+        behind_ns = pace * (now_real - anchor_real) - (lpar.clock.now - anchor_virtual)
+        return max(0.0, behind_ns / pace)
+
+    def _run_slice(self, ns: int | None = None) -> None:
         lpar = self._lpar
         assert lpar is not None
         if lpar.free_running != self._speed.free_running:
             lpar.free_running = self._speed.free_running
+        if self._pace_anchor is None:
+            self._pace_anchor = (time.perf_counter(), lpar.clock.now)
         with self._lock:
             self._in_slice = True
         try:
-            self.session.advance(self._slice_ns())
+            self.session.advance(ns or self._slice_ns())
         finally:
             with self._lock:
                 self._in_slice = False

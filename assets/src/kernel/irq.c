@@ -7,7 +7,7 @@ volatile int command_waiting;
 volatile unsigned long svc_count;
 volatile unsigned int pgm_test_code;
 
-#define TICK_TOD (10UL * 4096000UL)	/* 10 ms */
+#define TICK_TOD (10UL * 4096000UL)	/* 10 ms: the tick of a busy CPU */
 
 extern char pgm_test_insn[];
 void deadlock_partner_signal(void);
@@ -17,14 +17,25 @@ void arm_tick(void)
 	set_clock_comparator(get_tod() + TICK_TOD);
 }
 
-/* Every CPU's tick takes the workload lock: a CPU that hangs holding it stops them all. */
-static void tick(void)
+/* jiffies counts ticks since boot. Idle CPUs stop their tick, so it is caught up from the
+ * clock, not incremented: it stays right however long every CPU slept. */
+static void update_jiffies(void)
+{
+	unsigned long ticks = (get_tod() - kernel.boot_tod) / TICK_TOD;
+
+	if (ticks > jiffies)
+		jiffies = ticks;
+}
+
+/* Every CPU's tick takes the workload lock: a CPU that hangs holding it stops them all. A CPU
+ * woken from idle gets its tick back from the idle loop (idle_until), not here. */
+static void tick(int from_idle)
 {
 	spin_lock(&workload_lock);
-	if (smp_processor_id() == 0)
-		jiffies++;
+	update_jiffies();
 	spin_unlock(&workload_lock);
-	arm_tick();
+	if (!from_idle)
+		arm_tick();
 }
 
 /* The service signal says the operator sent commands: read them all now, run them later in
@@ -45,7 +56,7 @@ void do_ext_interrupt(struct pt_regs *regs)
 
 	switch (code) {
 	case EXT_CODE_CLOCK_COMP:
-		tick();
+		tick(regs->psw.mask & PSW_MASK_WAIT ? 1 : 0);
 		break;
 	case EXT_CODE_SERVICE_SIGNAL:
 		service_signal();

@@ -1,6 +1,6 @@
 /* The workload every CPU runs: fill its share of memory with recognisable pages, keep a
- * heartbeat, run operator commands, idle until the next tick. And the hangs the fault
- * catalogue asks for. */
+ * heartbeat, run operator commands, idle (tickless) until the next heartbeat. And the hangs
+ * the fault catalogue asks for. */
 #include "kernel.h"
 
 unsigned long heartbeat[MAX_CPUS];
@@ -14,6 +14,9 @@ static volatile unsigned int cpus_filled;
 
 #define PAGE_MAGIC 0xD0D0CAFE00000000UL
 #define CHUNK_PAGES 16
+/* An idle CPU wakes once a second for its heartbeat, all CPUs at the same whole seconds since
+ * boot (one wake-up of the machine, not one per CPU at scattered times). */
+#define HEARTBEAT_TOD (1000UL * 4096000UL)
 
 struct cpu_work {
 	unsigned long start;
@@ -87,6 +90,27 @@ static void beat(unsigned int cpu)
 	irq_restore(flags);
 }
 
+/* The next whole heartbeat period since boot, strictly after now. */
+static unsigned long next_heartbeat(unsigned long now)
+{
+	unsigned long since_boot = now - kernel.boot_tod;
+
+	return kernel.boot_tod + (since_boot / HEARTBEAT_TOD + 1) * HEARTBEAT_TOD;
+}
+
+/* Tickless idle: with nothing to do until the next heartbeat, stop the 10 ms tick and program
+ * the clock comparator for that heartbeat, then wait. Interruptions are off until the wait
+ * PSW enables them, so no tick can re-arm the comparator in between. An operator command
+ * (service signal) or a signal from another CPU ends the wait early. On the way out the tick
+ * runs again, so a CPU that gets busy (a command, a hang) has its timer as before. */
+static void idle_until_heartbeat(void)
+{
+	irq_disable();
+	set_clock_comparator(next_heartbeat(get_tod()));
+	psw_idle();
+	arm_tick();
+}
+
 static void enter_loop(void) __attribute__((noreturn));
 static void enter_loop(void)
 {
@@ -119,11 +143,20 @@ void cpu_loop(unsigned long cpu)
 			continue;
 		}
 		touch_page(cpu);
-		psw_idle();
+		idle_until_heartbeat();
 	}
 }
 
 /* --- hangs ------------------------------------------------------------------------------ */
+
+/* Signal every other CPU. Idle CPUs sleep until their next heartbeat (up to a second): a
+ * lock holder that signals them, as a cross-CPU call does, has them run into its lock now. */
+static void signal_others(unsigned int cpu)
+{
+	for (unsigned int other = 0; other < kernel.ncpus; other++)
+		if (other != cpu)
+			smp_emergency_signal(other);
+}
 
 static void hang_spin(unsigned int cpu)
 {
@@ -131,6 +164,7 @@ static void hang_spin(unsigned int cpu)
 	printk(KERN_WARNING, "hang: CPU %u spins with interrupts disabled holding workload_lock", cpu);
 	irq_disable();
 	spin_lock(&workload_lock);
+	signal_others(cpu);
 	for (;;)
 		barrier();
 }
@@ -169,7 +203,7 @@ static void hang_deadlock(unsigned int cpu)
 	}
 	deadlock_partner = (cpu + 1) % kernel.ncpus;
 	deadlock_stage = 1;
-	smp_emergency_signal(deadlock_partner);
+	signal_others(cpu);	/* the partner takes lock B; the rest wait for lock A */
 	while (deadlock_stage != 2)
 		barrier();
 	spin_lock(&lock_b);
@@ -182,9 +216,7 @@ static void hang_loop(unsigned int cpu)
 	hc_trace(TRACE_HANG, 4, cpu, 0, 0);
 	printk(KERN_WARNING, "hang: every CPU loops forever with interrupts enabled");
 	loop_hang = 1;
-	for (unsigned int other = 0; other < kernel.ncpus; other++)
-		if (other != cpu)
-			smp_emergency_signal(other);
+	signal_others(cpu);
 	enter_loop();
 }
 
