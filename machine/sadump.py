@@ -16,6 +16,10 @@ from machine.checksums import cksm
 from machine.devices import Device, DeviceError, data_extents
 from machine.events import CheckEvent, DumpProgressEvent, StageEvent
 from machine.formats.common import atomic_output
+from machine.osinfo_checks import (
+    os_info_page,
+    recompute_os_info_check,
+)
 from machine.paths import program_path
 from machine.profile import DUMP_TOOLS
 from machine.zipl_kdump import prepare_kdump_device
@@ -24,8 +28,6 @@ if TYPE_CHECKING:
     from machine.cpu import Cpu
     from machine.lpar import Lpar
 
-OS_INFO_POINTER = 0xE18
-OS_INFO_MAGIC = 0x4F53494E464F535A
 PURGATORY_ENTRY = 3
 COPY_CHUNK = 64 << 20
 
@@ -106,29 +108,13 @@ class DumperHost:
         elif kind == 7:
             self._stage(cpu, "checks", "done", "kdump can be trusted")
 
-    def _os_info(self) -> tuple[int, bytes | None]:
-        storage = self.lpar.storage
-        address = storage.u64(OS_INFO_POINTER)
-        if not address or address % 4096 or address + 4096 > storage.size:
-            return address, None
-        return address, storage.read(address, 4096)
-
     def _recompute(self, kind: int) -> tuple[str, str, bool]:
         """(expected, computed, ok) of one check, from memory as it is now."""
-        address, page = self._os_info()
-        if kind == 1:
-            return "page-aligned pointer", f"{address:#x}", page is not None
+        if kind <= 4:
+            return recompute_os_info_check(self.lpar.storage, kind)
+        _address, page = os_info_page(self.lpar.storage)
         if page is None:
             return "os_info", "missing", False
-        if kind == 2:
-            magic = struct.unpack_from(">Q", page)[0]
-            return f"{OS_INFO_MAGIC:#018x}", f"{magic:#018x}", magic == OS_INFO_MAGIC
-        if kind == 3:
-            stored, computed = struct.unpack_from(">I", page, 8)[0], cksm(page[0x0C:])
-            return f"{stored:08x}", f"{computed:08x}", stored == computed
-        if kind == 4:
-            major = struct.unpack_from(">H", page, 0x0C)[0]
-            return "<= 1", str(major), major <= 1
         if kind == 5:
             base, size = struct.unpack_from(">QQ", page, 0x10)
             return "crashkernel_addr != 0", f"{base:#x}+{size:#x}", base != 0

@@ -15,10 +15,14 @@ import struct
 from typing import TYPE_CHECKING
 
 from machine import kexec
-from machine.checksums import cksm
 from machine.devices import BLOCK_SIZE, Device, DeviceError
 from machine.events import CheckEvent, StageEvent
 from machine.images import load_image
+from machine.osinfo_checks import (
+    OS_INFO_POINTER,
+    os_info_page,
+    recompute_os_info_check,
+)
 from machine.paths import program_path
 
 if TYPE_CHECKING:
@@ -29,8 +33,6 @@ LOADER = "zipl_kdump"
 DESCRIPTOR_BLOCK = 128
 DESCRIPTOR_MAGIC = 0x444C4B44554D5031  # "DLKDUMP1"
 _DESCRIPTOR = struct.Struct(">4Q")
-OS_INFO_POINTER = 0xE18
-OS_INFO_MAGIC = 0x4F53494E464F535A
 
 CHECKS = {1: "os_info pointer", 2: "os_info magic", 3: "os_info checksum", 4: "os_info version",
           5: "crashkernel", 6: "kdump kernel on the device"}
@@ -120,23 +122,11 @@ def recompute(lpar: Lpar, kind: int) -> tuple[str, str, bool]:
     0xE18 nor to os_info when it checks them, so storage shows what it read."""
     if kind == KERNEL_CHECK:
         return _recompute_kernel(lpar)
-    storage = lpar.storage
-    address = storage.u64(OS_INFO_POINTER)
-    valid = bool(address) and not address % 4096 and address + 4096 <= storage.size
-    if kind == 1:
-        return "page-aligned pointer", f"{address:#x}", valid
-    if not valid:
+    if kind <= 4:
+        return recompute_os_info_check(lpar.storage, kind)
+    _address, page = os_info_page(lpar.storage)
+    if page is None:
         return "os_info", "missing", False
-    page = storage.read(address, 4096)
-    if kind == 2:
-        magic = struct.unpack_from(">Q", page)[0]
-        return f"{OS_INFO_MAGIC:#018x}", f"{magic:#018x}", magic == OS_INFO_MAGIC
-    if kind == 3:
-        stored, computed = struct.unpack_from(">I", page, 8)[0], cksm(page[0x0C:])
-        return f"{stored:08x}", f"{computed:08x}", stored == computed
-    if kind == 4:
-        major = struct.unpack_from(">H", page, 0x0C)[0]
-        return "<= 1", str(major), major <= 1
     base, size = struct.unpack_from(">QQ", page, 0x10)
     return "crashkernel defined", f"{base:#x}+{size:#x}", base != 0 and size != 0
 
