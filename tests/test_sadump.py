@@ -41,11 +41,14 @@ class Hung:
 
 
 def hung_system(workdir: Path, hang: str = "spin", kdump: bool = True, cpus: int = 3,
-                faults: tuple[list[str], ...] = (), cpu_addresses: tuple[int, ...] = ()) -> Hung:
+                faults: tuple[list[str], ...] = (), cpu_addresses: tuple[int, ...] = (),
+                **profile) -> Hung:
+    """Boot, (load kdump,) inject the faults, hang: what the stand-alone dump tools dump.
+    `profile` overrides the profile's other fields (memory, crashkernel, dump_tool...)."""
     bus = EventBus()
     log = EventLog(bus)
-    lpar = Lpar(Profile(cpus=cpus, memory=MEMORY, crashkernel=CRASHKERNEL,
-                        cpu_addresses=cpu_addresses), workdir, bus)
+    fields = {"memory": MEMORY, "crashkernel": CRASHKERNEL, **profile}
+    lpar = Lpar(Profile(cpus=cpus, cpu_addresses=cpu_addresses, **fields), workdir, bus)
     lpar.activate()
     lpar.load(0x100)
     assert lpar.run_until(lambda e: e.kind == "stage" and e.stage == "workload", 2000 * MS)

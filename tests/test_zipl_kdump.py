@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 from conftest import MS
+from test_sadump import hung_system
 
 from machine import zipl_kdump
 from machine.devices import BLOCK_SIZE, Device, DeviceError
-from machine.events import EventBus, EventLog
-from machine.faults import inject
+from machine.events import EventLog
 from machine.formats.elfcore import Vmcore, read_vmcore
 from machine.lpar import Lpar
 from machine.profile import Profile, ProfileError
@@ -34,25 +34,11 @@ def hung(workdir: Path, *, dump_tool: str = "dumper", kdump: bool = True,
          faults: tuple[list[str], ...] = (), small: bool = False) -> tuple[Lpar, EventLog]:
     """Boot, (load kdump,) hang on every CPU: the state both stand-alone paths dump. A small
     LPAR (64 MB, 2 CPUs, little workload) where only the loader's checks matter."""
-    bus = EventBus()
-    log = EventLog(bus)
     size = {"cpus": 2, "memory": 64 * MiB, "crashkernel": 16 * MiB, "workload": 5} if small else \
         {"cpus": 3, "memory": MEMORY, "crashkernel": CRASHKERNEL}
-    lpar = Lpar(Profile(dump_tool=dump_tool, **size), workdir, bus)
-    lpar.activate()
-    lpar.load(0x100)
-    assert lpar.run_until(lambda e: e.kind == "stage" and e.stage == "workload", 2000 * MS)
-    lpar.run(30 * MS)
-    if kdump:
-        lpar.os_command("kdump load")
-        assert lpar.run_until(lambda e: e.kind == "kexec", 100 * MS)
-    for fault in faults:
-        inject(lpar, fault)
-    inject(lpar, ["hang", "spin"])
-    assert lpar.run_until(lambda e: e.kind == "hang", 100 * MS)
-    lpar.run(20 * MS)
-    lpar.stop()
-    return lpar, log
+    system = hung_system(workdir, kdump=kdump, faults=faults, dump_tool=dump_tool, **size)
+    system.lpar.stop()
+    return system.lpar, system.log
 
 
 @dataclass
