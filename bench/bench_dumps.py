@@ -114,7 +114,8 @@ def kdump_figures(size: str, cpus: int, workdir: Path) -> dict:
 
 
 def full_dump_figures(size: str, cpus: int, workdir: Path) -> dict:
-    from machine.dumptools import zgetdump_image
+    from bench_sadump import timed_full_dump
+
     from machine.faults import inject
     from machine.profile import parse_size
 
@@ -122,28 +123,13 @@ def full_dump_figures(size: str, cpus: int, workdir: Path) -> dict:
     inject(lpar, ["hang", "spin"])
     lpar.run(5 * MS)
     lpar.stop()
-    marks: dict[str, float] = {}
-
-    def watch(event) -> None:
-        if event.kind == "stage" and event.stage == "full-dump" and event.status == "running":
-            marks["write"] = time.perf_counter()
-        if event.kind == "console" and event.text == "Dump successful":
-            marks["written"] = time.perf_counter()
-
-    lpar.bus.subscribe(watch)
-    started, cpu = time.perf_counter(), cpu_seconds()
-    lpar.load(0x200, store_status=True)
-    on_device = lpar.run_until(lambda e: e.kind == "stage" and e.stage == "full-dump"
-                               and e.status in ("done", "failed"), 600_000 * MS)
-    assert on_device is not None and on_device.status == "done", on_device
-    # The dump stays on the device; zgetdump copies it off (here the host's `dumplab zgetdump`,
-    # the same copy as the OS console's, without a re-IPL in the timing).
-    written = zgetdump_image(lpar.devices[0x200].path, workdir / "full.s390", "s390")
-    total, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+    cpu = cpu_seconds()
+    total, device_seconds, written = timed_full_dump(lpar, workdir)
+    cpu = cpu_seconds() - cpu
     lpar.close()
     gib = parse_size(size) / GiB
     apparent, on_disk = _file_sizes(written.path)
-    return {"device_per_gib": (marks["written"] - marks["write"]) / gib,
+    return {"device_per_gib": device_seconds / gib,
             "copy_per_gib": written.seconds / gib, "total_per_gib": total / gib,
             "cpu_per_gib": cpu / gib,
             "s390_apparent": apparent, "s390_disk": on_disk}

@@ -40,27 +40,37 @@ def hung(size: str, workdir: Path, kdump: bool) -> Lpar:
     return lpar
 
 
+def timed_full_dump(lpar, out_dir: Path):
+    """Load the dump device with store status on a stopped LPAR and time it: (wall seconds
+    from Load to the file, the dumper's device write seconds or None, the dump_written event
+    of kdump or zgetdump's copy of the full dump, which stays on the device)."""
+    marks: dict[str, float] = {}
+
+    def watch(event) -> None:
+        if event.kind == "stage" and event.stage == "full-dump" and event.status == "running":
+            marks["write"] = time.perf_counter()
+        if event.kind == "console" and event.text == "Dump successful":
+            marks["written"] = time.perf_counter()
+
+    lpar.bus.subscribe(watch)
+    started = time.perf_counter()
+    lpar.load(0x200, store_status=True)
+    written = lpar.run_until(lambda e: e.kind == "dump_written" or (
+        e.kind == "stage" and e.stage == "full-dump" and e.status in ("done", "failed")),
+        600_000 * MS)
+    assert written is not None and getattr(written, "status", "done") == "done", written
+    if written.kind == "stage":  # the full dump stays on the device: copy it off (zgetdump)
+        written = zgetdump_image(lpar.devices[0x200].path, out_dir / "dump.s390", "s390")
+    wall = time.perf_counter() - started
+    device_seconds = marks["written"] - marks["write"] if "written" in marks else None
+    return wall, device_seconds, written
+
+
 def dump_through_the_dumper(size: str, kdump: bool):
     """(wall seconds from Load to the file, the dumper's device write seconds, event)."""
     with tempfile.TemporaryDirectory() as tmp:
         lpar = hung(size, Path(tmp), kdump)
-        marks: dict[str, float] = {}
-
-        def watch(event) -> None:
-            if event.kind == "stage" and event.stage == "full-dump" and event.status == "running":
-                marks["write"] = time.perf_counter()
-            if event.kind == "console" and event.text == "Dump successful":
-                marks["written"] = time.perf_counter()
-
-        lpar.bus.subscribe(watch)
-        started = time.perf_counter()
-        lpar.load(0x200, store_status=True)
-        written = lpar.run_until(lambda e: e.kind == "dump_written" or (
-            e.kind == "stage" and e.stage == "full-dump" and e.status == "done"), 60_000 * MS)
-        if written.kind == "stage":  # the full dump stays on the device: copy it off (zgetdump)
-            written = zgetdump_image(lpar.devices[0x200].path, Path(tmp) / "dump.s390", "s390")
-        wall = time.perf_counter() - started
-        device_seconds = marks["written"] - marks["write"] if "written" in marks else None
+        wall, device_seconds, written = timed_full_dump(lpar, Path(tmp))
         cp = cp_seconds(written.bytes, Path(tmp)) if not kdump else None
         lpar.close()
     return wall, device_seconds, written, cp
