@@ -265,3 +265,19 @@ def test_lab_keys_have_ids_help_and_no_clash_with_the_hmc() -> None:
     assert not {b.id for b in lab_bindings} & {b.id for b in hmc_bindings}
     assert not {b.key for b in lab_bindings} & {b.key for b in hmc_bindings}
     assert (HELP_DIR / f"{LabSidebar.HELP_TOPIC}.md").is_file()
+
+
+@pilot_test
+async def test_the_lab_keys_still_work_after_narrowing_the_window_mid_lab(tmp_path: Path) -> None:
+    """Found in tmux: the sidebar had the focus at 120 columns; at 80 it is hidden and the focus
+    fell into a text field, which took the trainee's `h` and `>` as text."""
+    app, _ = make_lab_app("hung-system", tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.focused is not None and app.focused.id == "lab-scroll",
+                    "the sidebar focused")
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(0.3)
+        assert not isinstance(app.focused, Input)
+        before = len(app.lab_progress.hints)
+        await pilot.press("h")
+        await until(pilot, lambda: len(app.lab_progress.hints) == before + 1, "a hint")

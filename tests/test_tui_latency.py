@@ -164,8 +164,9 @@ async def test_switching_views_keeps_the_key_bar_and_dims_hold_away_from_message
         assert not hold_dimmed()
         for view, tab, dimmed in (("2", "tab-hardware", True), ("1", "tab-messages", False)) * 3:
             await pilot.press(view)
-            await until(pilot, lambda: app.main.active_tab == tab, tab)
-            await until(pilot, lambda: hold_dimmed() == dimmed, f"F4 {'dim' if dimmed else 'lit'}")
+            await until(pilot, lambda tab=tab: app.main.active_tab == tab, tab)
+            await until(pilot, lambda dimmed=dimmed: hold_dimmed() == dimmed,
+                        f"F4 {'dim' if dimmed else 'lit'}")
             assert [id(key) for key in footer.children] == built  # the same keys, not rebuilt
         hold = app.main.query_one("#messages-hold")
         await pilot.press("f4")  # on Messages, F4 still holds

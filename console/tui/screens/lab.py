@@ -145,7 +145,18 @@ class LabScreen(MainScreen):
             self._announce()
 
     def on_resize(self, event: events.Resize) -> None:
-        self.set_class(event.size.width < STEP_BAR_COLUMNS, "-step-bar")
+        narrow = event.size.width < STEP_BAR_COLUMNS
+        collapsing = narrow and not self.has_class("-step-bar")
+        self.set_class(narrow, "-step-bar")
+        if collapsing and self._focus_in_sidebar():
+            # The sidebar is hidden now; left to itself the focus would land in a text field,
+            # which swallows the lab keys (k, h, >) a trainee goes on pressing.
+            self.show_tab(self.active_tab)
+
+    def _focus_in_sidebar(self) -> bool:
+        focused = self.focused
+        return focused is not None and any(node.id == "lab-sidebar"
+                                           for node in focused.ancestors_with_self)
 
     def _show_step_bar(self) -> None:
         """The one-line step bar of narrow screens: marks, the step, the check's status."""
